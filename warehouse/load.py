@@ -1,0 +1,417 @@
+"""Loading mapped items into the warehouse: the one write path every connector's sync uses.
+
+A batch is an idempotent upsert keyed by (source, external id). Each row carries a content hash,
+so an unchanged item costs one indexed read and no write. A batch, its `sync_run` counters, its
+history rows and the source watermark commit in one transaction: a sync killed between batches
+resumes from the last committed watermark and neither loses nor duplicates anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mapping.model import Objective, Quarantined, WorkItem
+from warehouse import models
+from warehouse.models import table_of
+
+TRACKED_FIELDS = (
+    "key",
+    "level",
+    "status",
+    "status_category",
+    "parent_external_id",
+    "estimate",
+    "business_value",
+    "time_criticality",
+    "risk_reduction",
+    "job_size",
+    "team",
+    "art",
+    "increment",
+    "category",
+    "portfolio_state",
+)
+"""Fields whose changes are kept in `work_item_history` even when no changelog reports them."""
+
+_READ_CHUNK = 500
+_HASH_EXCLUDE = {"raw", "history"}
+
+
+@dataclass
+class BatchCounts:
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    history: int = 0
+
+
+def content_hash(document: dict[str, Any]) -> str:
+    encoded = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+
+
+def work_item_row(item: WorkItem, source_id: int, synced_at: datetime) -> dict[str, Any]:
+    """The `work_item` row for a mapped item (without `id` and `parent_id`)."""
+    row = item.model_dump(exclude=_HASH_EXCLUDE)
+    row["content_hash"] = content_hash(item.model_dump(mode="json", exclude=_HASH_EXCLUDE))
+    row["level"] = item.level.value
+    row["status_category"] = item.status_category.value
+    row["category"] = item.category.value if item.category else None
+    row["portfolio_state"] = item.portfolio_state.value if item.portfolio_state else None
+    row.update(source_id=source_id, raw=item.raw, synced_at=synced_at, deleted_at=None)
+    return row
+
+
+def objective_row(objective: Objective, source_id: int) -> dict[str, Any]:
+    row = objective.model_dump(exclude={"raw"})
+    row["content_hash"] = content_hash(objective.model_dump(mode="json", exclude={"raw"}))
+    row["status_category"] = objective.status_category.value
+    row.update(source_id=source_id, raw=objective.raw, deleted_at=None)
+    return row
+
+
+def ensure_source(engine: Engine, name: str, kind: str, url: str) -> int:
+    """The warehouse id of a configured source, registering or updating it as needed."""
+    table = table_of(models.Source)
+    with engine.begin() as conn:
+        found = conn.execute(select(table.c.id).where(table.c.name == name)).scalar()
+        if found is None:
+            stmt = _insert(conn, table).values(name=name, kind=kind, url=url)
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+            found = conn.execute(select(table.c.id).where(table.c.name == name)).scalar_one()
+        else:
+            conn.execute(update(table).where(table.c.id == found).values(kind=kind, url=url))
+        return int(found)
+
+
+def start_run(engine: Engine, source_id: int, mode: str) -> int:
+    table = table_of(models.SyncRun)
+    with engine.begin() as conn:
+        result = conn.execute(
+            table.insert().values(
+                source_id=source_id,
+                started_at=datetime.now(UTC),
+                status="running",
+                mode=mode,
+                fetched=0,
+                inserted=0,
+                updated=0,
+                unchanged=0,
+                deleted=0,
+                quarantined=0,
+            )
+        )
+        assert result.inserted_primary_key is not None
+        return int(result.inserted_primary_key[0])
+
+
+def finish_run(engine: Engine, run_id: int, status: str, error: str | None = None) -> None:
+    table = table_of(models.SyncRun)
+    with engine.begin() as conn:
+        conn.execute(
+            update(table)
+            .where(table.c.id == run_id)
+            .values(status=status, finished_at=datetime.now(UTC), error=error)
+        )
+
+
+def last_watermark(engine: Engine, source_id: int) -> datetime | None:
+    """The newest watermark committed by any run of the source, finished or killed."""
+    table = table_of(models.SyncRun)
+    with engine.connect() as conn:
+        return conn.execute(
+            select(func.max(table.c.watermark)).where(table.c.source_id == source_id)
+        ).scalar()
+
+
+def load_batch(
+    engine: Engine,
+    run_id: int,
+    source_id: int,
+    items: Sequence[WorkItem],
+    *,
+    objectives: Sequence[Objective] = (),
+    quarantined: Sequence[Quarantined] = (),
+    watermark: datetime | None = None,
+    cursor: dict[str, Any] | None = None,
+) -> BatchCounts:
+    """Upsert one batch and advance the run's counters and watermark, all in one transaction."""
+    now = datetime.now(UTC)
+    latest: dict[str, WorkItem] = {}
+    for item in items:
+        kept = latest.get(item.external_id)
+        if kept is None or item.updated_at >= kept.updated_at:
+            latest[item.external_id] = item
+    ordered = [latest[key] for key in sorted(latest)]
+    counts = BatchCounts(fetched=len(items) + len(objectives) + len(quarantined))
+    with engine.begin() as conn:
+        _load_work_items(conn, source_id, ordered, now, counts)
+        _load_objectives(conn, source_id, objectives, counts)
+        _quarantine(conn, run_id, source_id, quarantined, now, counts)
+        _advance_run(conn, run_id, counts, watermark, cursor)
+    return counts
+
+
+def _load_work_items(
+    conn: Connection,
+    source_id: int,
+    items: list[WorkItem],
+    now: datetime,
+    counts: BatchCounts,
+) -> None:
+    if not items:
+        return
+    table = table_of(models.WorkItem)
+    rows = [work_item_row(item, source_id, now) for item in items]
+    existing = _existing(conn, table, source_id, [row["external_id"] for row in rows])
+    write: list[dict[str, Any]] = []
+    new_ids: list[str] = []
+    for row in rows:
+        old = existing.get(row["external_id"])
+        if old is None:
+            new_ids.append(row["external_id"])
+            write.append(row)
+        elif old["content_hash"] != row["content_hash"] or old["deleted_at"] is not None:
+            write.append(row)
+    counts.inserted += len(new_ids)
+    counts.updated += len(write) - len(new_ids)
+    counts.unchanged += len(rows) - len(write)
+    if not write:
+        return
+    stmt = _insert(conn, table)
+    changed = {
+        column.name: stmt.excluded[column.name]
+        for column in table.columns
+        if column.name not in {"id", "source_id", "external_id", "parent_id"}
+    }
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["source_id", "external_id"],
+        set_=changed,
+        where=or_(
+            table.c.content_hash != stmt.excluded.content_hash,
+            table.c.deleted_at.is_not(None),
+        ),
+    ).returning(table.c.id, table.c.external_id)
+    ids = {external_id: row_id for row_id, external_id in conn.execute(upsert, write)}
+    written = {row["external_id"] for row in write}
+    _resolve_parents(conn, source_id, sorted(written), new_ids)
+    history = _history_rows([item for item in items if item.external_id in ids], ids, existing)
+    if history:
+        history_table = table_of(models.WorkItemHistory)
+        conn.execute(
+            _insert(conn, history_table).on_conflict_do_nothing(
+                index_elements=["work_item_id", "change_id", "field"]
+            ),
+            history,
+        )
+        counts.history += len(history)
+
+
+def _existing(
+    conn: Connection, table: Table, source_id: int, external_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    columns = [table.c.id, table.c.external_id, table.c.content_hash, table.c.deleted_at]
+    columns += [table.c[name] for name in TRACKED_FIELDS]
+    columns.append(table.c.updated_at)
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(external_ids), _READ_CHUNK):
+        chunk = external_ids[start : start + _READ_CHUNK]
+        query = select(*columns).where(
+            table.c.source_id == source_id, table.c.external_id.in_(chunk)
+        )
+        for row in conn.execute(query).mappings():
+            found[row["external_id"]] = dict(row)
+    return found
+
+
+def _resolve_parents(
+    conn: Connection, source_id: int, written: list[str], new_ids: list[str]
+) -> None:
+    """Link written rows to their parents, and earlier-loaded children to newly arrived parents."""
+    table = table_of(models.WorkItem)
+    parent = table.alias("parent")
+    parent_id = (
+        select(parent.c.id)
+        .where(
+            parent.c.source_id == table.c.source_id,
+            parent.c.external_id == table.c.parent_external_id,
+        )
+        .scalar_subquery()
+    )
+    for column, keys in ((table.c.external_id, written), (table.c.parent_external_id, new_ids)):
+        for start in range(0, len(keys), _READ_CHUNK):
+            chunk = keys[start : start + _READ_CHUNK]
+            conn.execute(
+                update(table)
+                .where(and_(table.c.source_id == source_id, column.in_(chunk)))
+                .values(parent_id=parent_id)
+            )
+
+
+def _history_rows(
+    items: Iterable[WorkItem], ids: dict[str, int], existing: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Changelog entries as given, plus a row per tracked field the changelog did not explain."""
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        work_item_id = ids[item.external_id]
+        for change in item.history:
+            rows.append({"work_item_id": work_item_id, **change.model_dump()})
+        old = existing.get(item.external_id)
+        if old is None:
+            continue
+        explained = {c.field for c in item.history if c.changed_at >= old["updated_at"]}
+        for field in TRACKED_FIELDS:
+            before, after = _text(old[field]), _text(getattr(item, field))
+            if before != after and field not in explained:
+                rows.append(
+                    {
+                        "work_item_id": work_item_id,
+                        "change_id": f"sync:{item.updated_at.isoformat()}",
+                        "changed_at": item.updated_at,
+                        "field": field,
+                        "from_value": before,
+                        "to_value": after,
+                    }
+                )
+    return rows
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if hasattr(value, "value"):
+        return str(value.value)
+    return str(value)
+
+
+def _load_objectives(
+    conn: Connection, source_id: int, objectives: Sequence[Objective], counts: BatchCounts
+) -> None:
+    if not objectives:
+        return
+    table = table_of(models.Objective)
+    rows = [objective_row(objective, source_id) for objective in objectives]
+    known = {
+        external_id: digest
+        for external_id, digest in conn.execute(
+            select(table.c.external_id, table.c.content_hash).where(
+                table.c.source_id == source_id,
+                table.c.external_id.in_([row["external_id"] for row in rows]),
+            )
+        )
+    }
+    write = [row for row in rows if known.get(row["external_id"]) != row["content_hash"]]
+    counts.inserted += sum(1 for row in write if row["external_id"] not in known)
+    counts.updated += sum(1 for row in write if row["external_id"] in known)
+    counts.unchanged += len(rows) - len(write)
+    if write:
+        stmt = _insert(conn, table)
+        conn.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["source_id", "external_id"],
+                set_={
+                    column.name: stmt.excluded[column.name]
+                    for column in table.columns
+                    if column.name not in {"id", "source_id", "external_id"}
+                },
+            ),
+            write,
+        )
+
+
+def _quarantine(
+    conn: Connection,
+    run_id: int,
+    source_id: int,
+    quarantined: Sequence[Quarantined],
+    now: datetime,
+    counts: BatchCounts,
+) -> None:
+    if not quarantined:
+        return
+    conn.execute(
+        table_of(models.Quarantine).insert(),
+        [
+            {
+                "sync_run_id": run_id,
+                "source_id": source_id,
+                "external_id": entry.external_id,
+                "error": entry.error,
+                "payload": entry.payload,
+                "created_at": now,
+            }
+            for entry in quarantined
+        ],
+    )
+    counts.quarantined += len(quarantined)
+
+
+def _advance_run(
+    conn: Connection,
+    run_id: int,
+    counts: BatchCounts,
+    watermark: datetime | None,
+    cursor: dict[str, Any] | None,
+) -> None:
+    table = table_of(models.SyncRun)
+    values: dict[str, Any] = {
+        "fetched": table.c.fetched + counts.fetched,
+        "inserted": table.c.inserted + counts.inserted,
+        "updated": table.c.updated + counts.updated,
+        "unchanged": table.c.unchanged + counts.unchanged,
+        "quarantined": table.c.quarantined + counts.quarantined,
+    }
+    if watermark is not None:
+        values["watermark"] = watermark
+    if cursor is not None:
+        values["cursor"] = cursor
+    conn.execute(update(table).where(table.c.id == run_id).values(**values))
+
+
+def mark_missing_deleted(
+    engine: Engine, run_id: int, source_id: int, present: Iterable[str]
+) -> int:
+    """Reconcile: items of the source not in `present` get `deleted_at` (never a DELETE)."""
+    table = table_of(models.WorkItem)
+    objective = table_of(models.Objective)
+    keep = set(present)
+    now = datetime.now(UTC)
+    deleted = 0
+    with engine.begin() as conn:
+        for target in (table, objective):
+            live = conn.execute(
+                select(target.c.id, target.c.external_id).where(
+                    target.c.source_id == source_id, target.c.deleted_at.is_(None)
+                )
+            ).all()
+            gone = [row_id for row_id, external_id in live if external_id not in keep]
+            for start in range(0, len(gone), _READ_CHUNK):
+                conn.execute(
+                    update(target)
+                    .where(target.c.id.in_(gone[start : start + _READ_CHUNK]))
+                    .values(deleted_at=now)
+                )
+            deleted += len(gone)
+        run = table_of(models.SyncRun)
+        conn.execute(update(run).where(run.c.id == run_id).values(deleted=run.c.deleted + deleted))
+    return deleted
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"warehouse dialect {conn.dialect.name!r} is not supported")
