@@ -1,9 +1,12 @@
 """Loading mapped items into the warehouse: the one write path every connector's sync uses.
 
 A batch is an idempotent upsert keyed by (source, external id). Each row carries a content hash,
-so an unchanged item costs one indexed read and no write. A batch, its `sync_run` counters, its
-history rows and the source watermark commit in one transaction: a sync killed between batches
-resumes from the last committed watermark and neither loses nor duplicates anything.
+so an unchanged item costs one indexed read and no write. Rows go to the database as one
+executemany of `INSERT .. ON CONFLICT`: SQLite runs it in C, psycopg pipelines one prepared
+statement (faster here than insertmanyvalues with RETURNING, which makes psycopg parse a
+30,000-placeholder statement per page; see benchmarks/RESULTS.md). A batch, its `sync_run`
+counters, its history rows and the source watermark commit in one transaction: a sync killed
+between batches resumes from the last committed watermark and neither loses nor duplicates.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, and_, func, or_, select, update
+from sqlalchemy import Connection, Engine, Table, UniqueConstraint, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mapping.model import Objective, Quarantined, WorkItem
@@ -63,19 +66,14 @@ def content_hash(document: dict[str, Any]) -> str:
 def work_item_row(item: WorkItem, source_id: int, synced_at: datetime) -> dict[str, Any]:
     """The `work_item` row for a mapped item (without `id` and `parent_id`)."""
     row = item.model_dump(exclude=_HASH_EXCLUDE)
-    row["content_hash"] = content_hash(item.model_dump(mode="json", exclude=_HASH_EXCLUDE))
-    row["level"] = item.level.value
-    row["status_category"] = item.status_category.value
-    row["category"] = item.category.value if item.category else None
-    row["portfolio_state"] = item.portfolio_state.value if item.portfolio_state else None
+    row["content_hash"] = content_hash(row)
     row.update(source_id=source_id, raw=item.raw, synced_at=synced_at, deleted_at=None)
     return row
 
 
 def objective_row(objective: Objective, source_id: int) -> dict[str, Any]:
     row = objective.model_dump(exclude={"raw"})
-    row["content_hash"] = content_hash(objective.model_dump(mode="json", exclude={"raw"}))
-    row["status_category"] = objective.status_category.value
+    row["content_hash"] = content_hash(row)
     row.update(source_id=source_id, raw=objective.raw, deleted_at=None)
     return row
 
@@ -122,6 +120,39 @@ def finish_run(engine: Engine, run_id: int, status: str, error: str | None = Non
             update(table)
             .where(table.c.id == run_id)
             .values(status=status, finished_at=datetime.now(UTC), error=error)
+        )
+
+
+@dataclass(frozen=True)
+class UnfinishedRun:
+    id: int
+    mode: str
+    cursor: dict[str, Any] | None
+
+
+def unfinished_run(engine: Engine, source_id: int) -> UnfinishedRun | None:
+    """The source's latest run if it was killed (still `running`) or failed: one to resume."""
+    table = table_of(models.SyncRun)
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(table.c.id, table.c.mode, table.c.cursor, table.c.status)
+            .where(table.c.source_id == source_id)
+            .order_by(table.c.id.desc())
+            .limit(1)
+        ).first()
+    if row is None or row.status not in ("running", "failed"):
+        return None
+    return UnfinishedRun(int(row.id), row.mode, row.cursor)
+
+
+def resume_run(engine: Engine, run_id: int) -> None:
+    """Mark an unfinished run as running again, to continue it from its cursor."""
+    table = table_of(models.SyncRun)
+    with engine.begin() as conn:
+        conn.execute(
+            update(table)
+            .where(table.c.id == run_id)
+            .values(status="running", finished_at=None, error=None)
         )
 
 
@@ -188,11 +219,15 @@ def _load_work_items(
     counts.unchanged += len(rows) - len(write)
     if not write:
         return
+    parents = sorted({row["parent_external_id"] for row in write if row["parent_external_id"]})
+    parent_ids = _ids(conn, table, source_id, parents)
+    for row in write:
+        row["parent_id"] = parent_ids.get(row["parent_external_id"] or "")
     stmt = _insert(conn, table)
     changed = {
         column.name: stmt.excluded[column.name]
         for column in table.columns
-        if column.name not in {"id", "source_id", "external_id", "parent_id"}
+        if column.name not in {"id", "source_id", "external_id"}
     }
     upsert = stmt.on_conflict_do_update(
         index_elements=["source_id", "external_id"],
@@ -201,11 +236,18 @@ def _load_work_items(
             table.c.content_hash != stmt.excluded.content_hash,
             table.c.deleted_at.is_not(None),
         ),
-    ).returning(table.c.id, table.c.external_id)
-    ids = {external_id: row_id for row_id, external_id in conn.execute(upsert, write)}
+    )
+    conn.execute(upsert, write)
+    _refresh_statistics(conn, table)
     written = {row["external_id"] for row in write}
-    _resolve_parents(conn, source_id, sorted(written), new_ids)
-    history = _history_rows([item for item in items if item.external_id in ids], ids, existing)
+    _link_children_of_new_items(conn, source_id, new_ids)
+    written_items = [latest for latest in items if latest.external_id in written]
+    ids = {external_id: old["id"] for external_id, old in existing.items()}
+    unknown = [
+        item.external_id for item in written_items if item.history and item.external_id not in ids
+    ]
+    ids.update(_ids(conn, table, source_id, unknown))
+    history = _history_rows(written_items, ids, existing)
     if history:
         history_table = table_of(models.WorkItemHistory)
         conn.execute(
@@ -215,6 +257,17 @@ def _load_work_items(
             history,
         )
         counts.history += len(history)
+
+
+def _ids(conn: Connection, table: Table, source_id: int, external_ids: list[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for start in range(0, len(external_ids), _READ_CHUNK):
+        query = select(table.c.external_id, table.c.id).where(
+            table.c.source_id == source_id,
+            table.c.external_id.in_(external_ids[start : start + _READ_CHUNK]),
+        )
+        found.update({external_id: row_id for external_id, row_id in conn.execute(query)})
+    return found
 
 
 def _existing(
@@ -234,10 +287,13 @@ def _existing(
     return found
 
 
-def _resolve_parents(
-    conn: Connection, source_id: int, written: list[str], new_ids: list[str]
-) -> None:
-    """Link written rows to their parents, and earlier-loaded children to newly arrived parents."""
+def _link_children_of_new_items(conn: Connection, source_id: int, new_ids: list[str]) -> None:
+    """Link rows waiting for a parent that has just arrived (in this batch or an earlier one).
+
+    A row names a new parent only if it was written before that parent existed, so its
+    `parent_id` is still empty: no `parent_id IS NULL` test, which would lure SQLite's planner
+    onto the `parent_id` index.
+    """
     table = table_of(models.WorkItem)
     parent = table.alias("parent")
     parent_id = (
@@ -248,14 +304,15 @@ def _resolve_parents(
         )
         .scalar_subquery()
     )
-    for column, keys in ((table.c.external_id, written), (table.c.parent_external_id, new_ids)):
-        for start in range(0, len(keys), _READ_CHUNK):
-            chunk = keys[start : start + _READ_CHUNK]
-            conn.execute(
-                update(table)
-                .where(and_(table.c.source_id == source_id, column.in_(chunk)))
-                .values(parent_id=parent_id)
+    for start in range(0, len(new_ids), _READ_CHUNK):
+        conn.execute(
+            update(table)
+            .where(
+                table.c.source_id == source_id,
+                table.c.parent_external_id.in_(new_ids[start : start + _READ_CHUNK]),
             )
+            .values(parent_id=parent_id)
+        )
 
 
 def _history_rows(
@@ -264,10 +321,12 @@ def _history_rows(
     """Changelog entries as given, plus a row per tracked field the changelog did not explain."""
     rows: list[dict[str, Any]] = []
     for item in items:
+        old = existing.get(item.external_id)
+        if old is None and not item.history:
+            continue
         work_item_id = ids[item.external_id]
         for change in item.history:
             rows.append({"work_item_id": work_item_id, **change.model_dump()})
-        old = existing.get(item.external_id)
         if old is None:
             continue
         explained = {c.field for c in item.history if c.changed_at >= old["updated_at"]}
@@ -340,8 +399,16 @@ def _quarantine(
 ) -> None:
     if not quarantined:
         return
+    table = table_of(models.Quarantine)
+    # A resumed run may fetch an item again: keep one row per item and run.
+    replaced = conn.execute(
+        table.delete().where(
+            table.c.sync_run_id == run_id,
+            table.c.external_id.in_([entry.external_id for entry in quarantined]),
+        )
+    ).rowcount
     conn.execute(
-        table_of(models.Quarantine).insert(),
+        table.insert(),
         [
             {
                 "sync_run_id": run_id,
@@ -354,7 +421,7 @@ def _quarantine(
             for entry in quarantined
         ],
     )
-    counts.quarantined += len(quarantined)
+    counts.quarantined += len(quarantined) - max(replaced, 0)
 
 
 def _advance_run(
@@ -377,6 +444,21 @@ def _advance_run(
     if cursor is not None:
         values["cursor"] = cursor
     conn.execute(update(table).where(table.c.id == run_id).values(**values))
+
+
+def live_external_ids(engine: Engine, source_id: int) -> set[str]:
+    """Tracker ids of the source's items and objectives that are not marked deleted."""
+    ids: set[str] = set()
+    with engine.connect() as conn:
+        for target in (table_of(models.WorkItem), table_of(models.Objective)):
+            ids.update(
+                conn.execute(
+                    select(target.c.external_id).where(
+                        target.c.source_id == source_id, target.c.deleted_at.is_(None)
+                    )
+                ).scalars()
+            )
+    return ids
 
 
 def mark_missing_deleted(
@@ -406,6 +488,32 @@ def mark_missing_deleted(
         run = table_of(models.SyncRun)
         conn.execute(update(run).where(run.c.id == run_id).values(deleted=run.c.deleted + deleted))
     return deleted
+
+
+def _refresh_statistics(conn: Connection, table: Table) -> None:
+    """ANALYZE a PostgreSQL table once it has grown past twice what its statistics describe.
+
+    A first load fills an empty table within seconds, long before autovacuum analyzes it; the
+    planner then keeps believing the table is tiny and scans a whole source per lookup.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    described, live = conn.execute(
+        text(
+            "SELECT c.reltuples, s.n_live_tup FROM pg_class c "
+            "JOIN pg_stat_user_tables s ON s.relid = c.oid WHERE c.oid = to_regclass(:name)"
+        ),
+        {"name": table.name},
+    ).one()
+    if live > 2 * max(described, 500):
+        indexed = {column.name for index in table.indexes for column in index.columns}
+        unique = {
+            column.name
+            for constraint in table.constraints
+            if isinstance(constraint, UniqueConstraint)
+            for column in constraint.columns
+        }
+        conn.execute(text(f"ANALYZE {table.name} ({', '.join(sorted(indexed | unique))})"))
 
 
 def _insert(conn: Connection, table: Table) -> Any:

@@ -81,7 +81,7 @@ class WorkItem(Base):
         Index(None, "parent_id"),
         Index(None, "level"),
         Index(None, "updated_at"),
-        Index(None, "source_id", "parent_external_id"),
+        Index(None, "parent_external_id", "source_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

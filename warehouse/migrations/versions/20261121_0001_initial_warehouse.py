@@ -157,8 +157,8 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_work_item_level"), ["level"], unique=False)
         batch_op.create_index(batch_op.f("ix_work_item_parent_id"), ["parent_id"], unique=False)
         batch_op.create_index(
-            batch_op.f("ix_work_item_source_id_parent_external_id"),
-            ["source_id", "parent_external_id"],
+            batch_op.f("ix_work_item_parent_external_id_source_id"),
+            ["parent_external_id", "source_id"],
             unique=False,
         )
         batch_op.create_index(batch_op.f("ix_work_item_updated_at"), ["updated_at"], unique=False)
@@ -291,7 +291,7 @@ def downgrade() -> None:
     op.drop_table("quarantine")
     with op.batch_alter_table("work_item", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_work_item_updated_at"))
-        batch_op.drop_index(batch_op.f("ix_work_item_source_id_parent_external_id"))
+        batch_op.drop_index(batch_op.f("ix_work_item_parent_external_id_source_id"))
         batch_op.drop_index(batch_op.f("ix_work_item_parent_id"))
         batch_op.drop_index(batch_op.f("ix_work_item_level"))
 
