@@ -12,13 +12,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/lpm check --config lpm.example.yaml
+	$(VENV)/bin/lpm demo
 
 test: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/alembic check
+	mkdir -p test-artifacts && rm -f test-artifacts/alembic.db
+	LPM_WAREHOUSE_URL=sqlite:///test-artifacts/alembic.db $(VENV)/bin/alembic upgrade head
+	LPM_WAREHOUSE_URL=sqlite:///test-artifacts/alembic.db $(VENV)/bin/alembic check
 	$(VENV)/bin/python -m pytest --junitxml=test-artifacts/junit.xml
 	$(VENV)/bin/python .ci/require_tests.py test-artifacts/junit.xml
 

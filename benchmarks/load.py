@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from sqlalchemy import Engine, insert
+from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
 from mapping.model import Category, Level, StatusCategory, WorkItem
@@ -168,7 +168,8 @@ def report(name: str, count: int, figures: dict[str, float]) -> None:
         f"{name:10} first load {rate['first']:>9,.0f}/s ({figures['first']:.2f} s)  "
         f"re-load {rate['reload']:>9,.0f}/s ({figures['reload']:.2f} s)  "
         f"plain INSERT {rate['plain']:>9,.0f}/s ({figures['plain']:.2f} s)  "
-        f"first/plain {rate['first'] / rate['plain']:.2f}x  reload/plain {rate['reload'] / rate['plain']:.2f}x"
+        f"first/plain {rate['first'] / rate['plain']:.2f}x  "
+        f"reload/plain {rate['reload'] / rate['plain']:.2f}x"
     )
 
 

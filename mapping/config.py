@@ -81,6 +81,8 @@ class Guardrails(Strict):
     business: float = Field(0.6, ge=0, le=1)
     enabler: float = Field(0.25, ge=0, le=1)
     maintenance: float = Field(0.15, ge=0, le=1)
+    tolerance: float = Field(0.05, ge=0, le=1)
+    """A category's actual share may differ from its target by this much before it is a breach."""
 
     @model_validator(mode="after")
     def _at_most_whole(self) -> Guardrails:
@@ -90,10 +92,64 @@ class Guardrails(Strict):
         return self
 
 
+class HealthThresholds(Strict):
+    """How far progress may trail the elapsed share of an item's time window."""
+
+    at_risk: float = Field(0.10, ge=0, le=1)
+    off_track: float = Field(0.25, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> HealthThresholds:
+        if self.off_track < self.at_risk:
+            raise ValueError(
+                f"off_track ({self.off_track}) must not be below at_risk ({self.at_risk})"
+            )
+        return self
+
+
+class WsjfOptions(Strict):
+    job_size_fallback: bool = False
+    """Without a job size, divide by the summed estimate of the item's descendants."""
+
+
+class FlowOptions(Strict):
+    """Status names whose time counts as active work or as waiting, for flow efficiency."""
+
+    active_statuses: list[str] = Field(default_factory=lambda: ["In Progress", "Active"])
+    waiting_statuses: list[str] = Field(default_factory=lambda: ["Blocked", "On Hold"])
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> FlowOptions:
+        both = sorted(set(self.active_statuses) & set(self.waiting_statuses))
+        if both:
+            raise ValueError(f"statuses both active and waiting: {', '.join(both)}")
+        return self
+
+
+class ForecastOptions(Strict):
+    simulations: int = Field(1000, ge=100, le=100_000)
+    seed: int = 42
+    history_weeks: int = Field(12, ge=1, le=104)
+    """Weeks of past throughput the Monte Carlo simulation samples from."""
+
+
 class PortfolioConfig(Strict):
     name: str
     increments: list[Increment] = Field(default_factory=list)
     guardrails: Guardrails = Guardrails()
+    health: HealthThresholds = HealthThresholds()
+    wsjf: WsjfOptions = WsjfOptions()
+    flow: FlowOptions = FlowOptions()
+    forecast: ForecastOptions = ForecastOptions()
+
+    @field_validator("increments")
+    @classmethod
+    def _unique_increments(cls, value: list[Increment]) -> list[Increment]:
+        names = [increment.name for increment in value]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"increment names must be unique: {', '.join(repeated)}")
+        return value
 
 
 class JiraFields(Strict):
@@ -142,6 +198,13 @@ class AzureDevOpsFields(Strict):
     theme: str | None = None
 
 
+HealthName = Literal["on-track", "at-risk", "off-track", "blocked"]
+
+
+def _default_health_values() -> dict[HealthName, str]:
+    return {"blocked": "off-track"}
+
+
 class Writeback(Strict):
     """The only fields lpm-sync may ever write; everything else in the tracker is read-only."""
 
@@ -151,6 +214,12 @@ class Writeback(Strict):
     rank: bool = False
     apply: bool = False
     """Whether `lpm run` applies the plan; `lpm writeback --apply` always may."""
+    health_values: dict[HealthName, str] = Field(default_factory=_default_health_values)
+    """LPM health -> the tracker's option for it. By default `blocked` (a flagged descendant) is
+    written as off-track, since health fields hold on-track / at-risk / off-track."""
+    first_write: Literal["empty", "overwrite"] = "empty"
+    """Into a field lpm-sync never wrote: only when empty (a value found there is a person's:
+    `skipped_conflict` unless --force), or over any value (`overwrite`). mapping/writeback.py."""
 
     @property
     def fields(self) -> dict[str, str]:
@@ -161,7 +230,8 @@ class Writeback(Strict):
 class SyncOptions(Strict):
     overlap_minutes: int = Field(10, ge=0, le=1440)
     page_size: int = Field(100, ge=1, le=5000)
-    concurrency: int = Field(4, ge=1, le=32)
+    concurrency: int = Field(8, ge=1, le=32)
+    """Requests in flight per site; throttling (429, near-limit headers) lowers it for a while."""
     requests_per_second: float | None = Field(None, gt=0)
     timeout_seconds: float = Field(60, gt=0)
 
@@ -173,7 +243,7 @@ class SourceBase(Strict):
     levels: dict[str, LevelName]
     statuses: dict[str, StatusCategoryName] = Field(default_factory=dict)
     categories: dict[str, CategoryName] = Field(default_factory=dict)
-    """Item type, label or category-field value -> investment category (default business)."""
+    """Item type, label or category-field value -> investment category (none when none match)."""
     objective_types: list[str] = Field(default_factory=list)
     """Item types holding PI objectives (stored in `objective`, outside the tree)."""
     writeback: Writeback = Writeback()
@@ -214,6 +284,10 @@ class AzureDevOpsSource(SourceBase):
     project: str = Field(min_length=1)
     auth: AzureDevOpsAuth
     fields: AzureDevOpsFields = AzureDevOpsFields()
+    history: bool = True
+    """Read each changed item's updates (one call per item) for its status history. Off, a
+    first load of a very large project needs only WIQL and batch calls; the loader still
+    records the changes it sees between syncs."""
 
 
 SourceConfig = Annotated[JiraSource | AzureDevOpsSource, Field(discriminator="kind")]
@@ -262,6 +336,10 @@ def load_config(path: str | Path, *, require_secrets: bool = False) -> LpmConfig
         raise ConfigError([f"{path}: no such config file (use --config or LPM_CONFIG)"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read config: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not UTF-8 text (invalid byte at offset {exc.start}); save it as UTF-8"]
+        ) from None
     return parse_config(text, source=str(path), require_secrets=require_secrets)
 
 

@@ -141,4 +141,5 @@ class Quarantined(_Model):
 
     external_id: str
     error: str
-    payload: dict[str, Any]
+    payload: Any
+    """The item as received, whatever JSON it is (not always an object when it is malformed)."""

@@ -12,6 +12,18 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Discriminator, SecretStr, Tag
 
 MASK = "****"
+_RESOLVED: set[str] = set()
+
+
+def resolved_secrets() -> frozenset[str]:
+    """Every secret value resolved in this process, for redaction of logs and errors."""
+    return frozenset(_RESOLVED)
+
+
+def _remember(value: str) -> SecretStr:
+    if len(value) >= 4:
+        _RESOLVED.add(value)
+    return SecretStr(value)
 
 
 class SecretUnavailable(LookupError):
@@ -27,7 +39,7 @@ class EnvSecret(BaseModel):
         value = os.environ.get(self.env)
         if not value:
             raise SecretUnavailable(f"environment variable {self.env} is not set")
-        return SecretStr(value)
+        return _remember(value)
 
     def describe(self) -> str:
         return f"env {self.env}"
@@ -51,7 +63,7 @@ class PrefectSecret(BaseModel):
                 f"Prefect Secret block {self.prefect_secret!r} not found"
             ) from exc
         value: Any = block.get()
-        return SecretStr(str(value))
+        return _remember(str(value))
 
     def describe(self) -> str:
         return f"Prefect Secret block {self.prefect_secret}"

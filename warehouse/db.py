@@ -13,6 +13,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
+from warehouse.storable import ESCAPED_NUL, storable
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -39,7 +41,10 @@ def create_warehouse_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _json_dumps(document: Any) -> str:
-    return orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS).decode()
+    encoded = orjson.dumps(document, option=orjson.OPT_NON_STR_KEYS)
+    if ESCAPED_NUL in encoded:
+        encoded = orjson.dumps(storable(document), option=orjson.OPT_NON_STR_KEYS)
+    return encoded.decode()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -18,12 +18,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Table, UniqueConstraint, func, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    UniqueConstraint,
+    func,
+    or_,
+    select,
+    text,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mapping.model import Objective, Quarantined, WorkItem
 from warehouse import models
 from warehouse.models import table_of
+from warehouse.storable import ESCAPED_NUL, storable
 
 TRACKED_FIELDS = (
     "key",
@@ -59,21 +71,28 @@ class BatchCounts:
 
 
 def content_hash(document: dict[str, Any]) -> str:
+    return _hashed(document)["content_hash"]
+
+
+def _hashed(document: dict[str, Any]) -> dict[str, Any]:
+    """The row with storable text (warehouse/storable.py) and its content hash. The encoding
+    that is hashed also tells whether any text holds a NUL: a second pass only then."""
     encoded = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
-    return hashlib.blake2b(encoded, digest_size=16).hexdigest()
+    if ESCAPED_NUL in encoded:
+        document = storable(document)
+        encoded = orjson.dumps(document, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+    return {**document, "content_hash": hashlib.blake2b(encoded, digest_size=16).hexdigest()}
 
 
 def work_item_row(item: WorkItem, source_id: int, synced_at: datetime) -> dict[str, Any]:
     """The `work_item` row for a mapped item (without `id` and `parent_id`)."""
-    row = item.model_dump(exclude=_HASH_EXCLUDE)
-    row["content_hash"] = content_hash(row)
+    row = _hashed(item.model_dump(exclude=_HASH_EXCLUDE))
     row.update(source_id=source_id, raw=item.raw, synced_at=synced_at, deleted_at=None)
     return row
 
 
 def objective_row(objective: Objective, source_id: int) -> dict[str, Any]:
-    row = objective.model_dump(exclude={"raw"})
-    row["content_hash"] = content_hash(row)
+    row = _hashed(objective.model_dump(exclude={"raw"}))
     row.update(source_id=source_id, raw=objective.raw, deleted_at=None)
     return row
 
@@ -239,6 +258,12 @@ def _load_work_items(
     )
     conn.execute(upsert, write)
     _refresh_statistics(conn, table)
+    revived = new_ids + [
+        row["external_id"]
+        for row in write
+        if row["external_id"] in existing and existing[row["external_id"]]["deleted_at"]
+    ]
+    _retire_other_kind(conn, table_of(models.Objective), source_id, revived, now)
     written = {row["external_id"] for row in write}
     _link_children_of_new_items(conn, source_id, new_ids)
     written_items = [latest for latest in items if latest.external_id in written]
@@ -326,7 +351,7 @@ def _history_rows(
             continue
         work_item_id = ids[item.external_id]
         for change in item.history:
-            rows.append({"work_item_id": work_item_id, **change.model_dump()})
+            rows.append({"work_item_id": work_item_id, **storable(change.model_dump())})
         if old is None:
             continue
         explained = {c.field for c in item.history if c.changed_at >= old["updated_at"]}
@@ -347,11 +372,13 @@ def _history_rows(
 
 
 def _text(value: Any) -> str | None:
+    """A tracked field as history text, as stored (so a value compares equal to its row's)."""
     if value is None:
         return None
     if hasattr(value, "value"):
         return str(value.value)
-    return str(value)
+    text: str = storable(str(value))
+    return text
 
 
 def _load_objectives(
@@ -362,15 +389,22 @@ def _load_objectives(
     table = table_of(models.Objective)
     rows = [objective_row(objective, source_id) for objective in objectives]
     known = {
-        external_id: digest
-        for external_id, digest in conn.execute(
-            select(table.c.external_id, table.c.content_hash).where(
+        external_id: (digest, deleted_at)
+        for external_id, digest, deleted_at in conn.execute(
+            select(table.c.external_id, table.c.content_hash, table.c.deleted_at).where(
                 table.c.source_id == source_id,
                 table.c.external_id.in_([row["external_id"] for row in rows]),
             )
         )
     }
-    write = [row for row in rows if known.get(row["external_id"]) != row["content_hash"]]
+    # New, changed, or back after being marked deleted (e.g. its type was a work item's).
+    write = [row for row in rows if known.get(row["external_id"]) != (row["content_hash"], None)]
+    revived = [
+        row["external_id"]
+        for row in write
+        if row["external_id"] not in known or known[row["external_id"]][1] is not None
+    ]
+    _retire_other_kind(conn, table_of(models.WorkItem), source_id, revived, datetime.now(UTC))
     counts.inserted += sum(1 for row in write if row["external_id"] not in known)
     counts.updated += sum(1 for row in write if row["external_id"] in known)
     counts.unchanged += len(rows) - len(write)
@@ -386,6 +420,23 @@ def _load_objectives(
                 },
             ),
             write,
+        )
+
+
+def _retire_other_kind(
+    conn: Connection, other: Table, source_id: int, external_ids: list[str], now: datetime
+) -> None:
+    """An item whose type changed between a work item type and an objective type is live in
+    one table only: its row of the old kind gets `deleted_at` (never a DELETE)."""
+    for start in range(0, len(external_ids), _READ_CHUNK):
+        conn.execute(
+            update(other)
+            .where(
+                other.c.source_id == source_id,
+                other.c.external_id.in_(external_ids[start : start + _READ_CHUNK]),
+                other.c.deleted_at.is_(None),
+            )
+            .values(deleted_at=now)
         )
 
 
@@ -413,8 +464,8 @@ def _quarantine(
             {
                 "sync_run_id": run_id,
                 "source_id": source_id,
-                "external_id": entry.external_id,
-                "error": entry.error,
+                "external_id": storable(entry.external_id),
+                "error": storable(entry.error),
                 "payload": entry.payload,
                 "created_at": now,
             }
@@ -446,19 +497,38 @@ def _advance_run(
     conn.execute(update(table).where(table.c.id == run_id).values(**values))
 
 
-def live_external_ids(engine: Engine, source_id: int) -> set[str]:
-    """Tracker ids of the source's items and objectives that are not marked deleted."""
-    ids: set[str] = set()
-    with engine.connect() as conn:
-        for target in (table_of(models.WorkItem), table_of(models.Objective)):
-            ids.update(
-                conn.execute(
-                    select(target.c.external_id).where(
-                        target.c.source_id == source_id, target.c.deleted_at.is_(None)
-                    )
-                ).scalars()
+def not_in_warehouse(engine: Engine, source_id: int, external_ids: Iterable[str]) -> list[str]:
+    """The given tracker ids the source has no live item or objective for.
+
+    One ordered scan of the live ids merged with the sorted given ids: linear time, and memory
+    flat in the warehouse's size (both sides are compared in code-point order, which is SQLite's
+    default and PostgreSQL's "C" collation).
+    """
+    wanted = sorted(external_ids)
+    item, objective = table_of(models.WorkItem), table_of(models.Objective)
+    live = union_all(
+        *(
+            select(target.c.external_id.label("external_id")).where(
+                target.c.source_id == source_id, target.c.deleted_at.is_(None)
             )
-    return ids
+            for target in (item, objective)
+        )
+    ).subquery()
+    missing: list[str] = []
+    with engine.connect() as conn:
+        column = live.c.external_id
+        order = column.collate("C") if conn.dialect.name == "postgresql" else column
+        rows = conn.execution_options(stream_results=True, yield_per=10_000).execute(
+            select(column).order_by(order)
+        )
+        present = iter(rows.scalars())
+        current = next(present, None)
+        for external_id in wanted:
+            while current is not None and current < external_id:
+                current = next(present, None)
+            if current != external_id:
+                missing.append(external_id)
+    return missing
 
 
 def mark_missing_deleted(

@@ -158,9 +158,16 @@ class Objective(Base):
 
 
 class Rollup(Base):
+    """Derived by `lpm rollup` (warehouse/analytics.py), like the analytics tables below.
+
+    Their `work_item_id` references `work_item.id` without a foreign key: every run rebuilds
+    them whole from live rows in one transaction, and on PostgreSQL a foreign key check locks
+    each referenced work item (FOR KEY SHARE), which cost 5 s per 54,000 roll-ups.
+    """
+
     __tablename__ = "rollup"
 
-    work_item_id: Mapped[int] = mapped_column(ForeignKey("work_item.id"), primary_key=True)
+    work_item_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     total_items: Mapped[int] = mapped_column(Integer)
     done_items: Mapped[int] = mapped_column(Integer)
@@ -172,6 +179,130 @@ class Rollup(Base):
     health: Mapped[str | None] = mapped_column(String(16))
     start_date: Mapped[date | None] = mapped_column(Date)
     end_date: Mapped[date | None] = mapped_column(Date)
+    # Portfolio analytics (warehouse/analytics.py documents every column).
+    art: Mapped[str | None] = mapped_column(String(255))
+    increment: Mapped[str | None] = mapped_column(String(255))
+    estimated_items: Mapped[int] = mapped_column(Integer)
+    progress_basis: Mapped[str] = mapped_column(String(8))
+    flagged_items: Mapped[int] = mapped_column(Integer)
+    cost_of_delay: Mapped[float | None] = mapped_column(Float)
+    job_size: Mapped[float | None] = mapped_column(Float)
+    job_size_basis: Mapped[str | None] = mapped_column(String(16))
+    rank_scope: Mapped[str | None] = mapped_column(String(255))
+    unranked_reason: Mapped[str | None] = mapped_column(String(255))
+    elapsed: Mapped[float | None] = mapped_column(Float)
+    schedule_health: Mapped[str | None] = mapped_column(String(16))
+    health_reason: Mapped[str | None] = mapped_column(String(64))
+    forecast_p50: Mapped[date | None] = mapped_column(Date)
+    forecast_p85: Mapped[date | None] = mapped_column(Date)
+    forecast_reason: Mapped[str | None] = mapped_column(String(255))
+
+
+class RollupBreakdown(Base):
+    """A roll-up split by the ART, team and PI of the descendants (warehouse/rollup.py)."""
+
+    __tablename__ = "rollup_breakdown"
+    __table_args__ = (Index(None, "work_item_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    work_item_id: Mapped[int] = mapped_column(Id)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    art: Mapped[str | None] = mapped_column(String(255))
+    team: Mapped[str | None] = mapped_column(String(255))
+    increment: Mapped[str | None] = mapped_column(String(255))
+    total_items: Mapped[int] = mapped_column(Integer)
+    done_items: Mapped[int] = mapped_column(Integer)
+    estimated_items: Mapped[int] = mapped_column(Integer)
+    total_estimate: Mapped[float | None] = mapped_column(Float)
+    done_estimate: Mapped[float | None] = mapped_column(Float)
+    progress: Mapped[float] = mapped_column(Float)
+    progress_basis: Mapped[str] = mapped_column(String(8))
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+
+
+class Guardrail(Base):
+    """Capacity allocation by investment category per PI vs its target (warehouse/guardrails.py)."""
+
+    __tablename__ = "guardrail"
+
+    increment: Mapped[str] = mapped_column(String(255), primary_key=True)
+    category: Mapped[str] = mapped_column(String(16), primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    is_current: Mapped[bool] = mapped_column(Boolean)
+    items: Mapped[int] = mapped_column(Integer)
+    estimate: Mapped[float | None] = mapped_column(Float)
+    share: Mapped[float | None] = mapped_column(Float)
+    basis: Mapped[str | None] = mapped_column(String(8))
+    target_share: Mapped[float] = mapped_column(Float)
+    deviation: Mapped[float | None] = mapped_column(Float)
+    breach: Mapped[bool] = mapped_column(Boolean)
+
+
+class FlowMetric(Base):
+    """Flow velocity, time, load and efficiency per ART, PI and level (warehouse/flow.py)."""
+
+    __tablename__ = "flow_metric"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    art: Mapped[str | None] = mapped_column(String(255))
+    increment: Mapped[str] = mapped_column(String(255))
+    level: Mapped[str] = mapped_column(String(16))
+    completed_items: Mapped[int] = mapped_column(Integer)
+    completed_estimate: Mapped[float | None] = mapped_column(Float)
+    flow_time_items: Mapped[int] = mapped_column(Integer)
+    flow_time_p50: Mapped[float | None] = mapped_column(Float)
+    flow_time_p85: Mapped[float | None] = mapped_column(Float)
+    wip: Mapped[int] = mapped_column(Integer)
+    active_days: Mapped[float | None] = mapped_column(Float)
+    waiting_days: Mapped[float | None] = mapped_column(Float)
+    efficiency: Mapped[float | None] = mapped_column(Float)
+
+
+class FlowDistribution(Base):
+    """Completed items per ART, PI and level by item type and by investment category."""
+
+    __tablename__ = "flow_distribution"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    art: Mapped[str | None] = mapped_column(String(255))
+    increment: Mapped[str] = mapped_column(String(255))
+    level: Mapped[str] = mapped_column(String(16))
+    dimension: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str | None] = mapped_column(String(255))
+    items: Mapped[int] = mapped_column(Integer)
+    share: Mapped[float] = mapped_column(Float)
+
+
+class Predictability(Base):
+    """ART predictability per PI from PI objectives (warehouse/predictability.py)."""
+
+    __tablename__ = "predictability"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    art: Mapped[str | None] = mapped_column(String(255))
+    increment: Mapped[str | None] = mapped_column(String(255))
+    committed_objectives: Mapped[int] = mapped_column(Integer)
+    uncommitted_objectives: Mapped[int] = mapped_column(Integer)
+    planned_value: Mapped[float] = mapped_column(Float)
+    actual_value: Mapped[float] = mapped_column(Float)
+    predictability: Mapped[float | None] = mapped_column(Float)
+    in_range: Mapped[bool | None] = mapped_column(Boolean)
+
+
+class HierarchyIssue(Base):
+    """Items whose parent link is broken or loops, as found by the last roll-up."""
+
+    __tablename__ = "hierarchy_issue"
+
+    work_item_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    related_id: Mapped[int | None] = mapped_column(Id)
+    detail: Mapped[str | None] = mapped_column(Text)
 
 
 class SyncRun(Base):
@@ -205,13 +336,15 @@ class Quarantine(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("source.id"))
     external_id: Mapped[str] = mapped_column(String(64))
     error: Mapped[str] = mapped_column(Text)
-    payload: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    payload: Mapped[Any] = mapped_column(JsonDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class Writeback(Base):
+    """The write-back ledger: one row per planned change (flows/writeback.py)."""
+
     __tablename__ = "writeback"
-    __table_args__ = (Index(None, "work_item_id", "field"), Index(None, "run_id"))
+    __table_args__ = (Index(None, "work_item_id", "field", "applied_at"), Index(None, "run_id"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     run_id: Mapped[str] = mapped_column(String(36))
@@ -223,6 +356,8 @@ class Writeback(Base):
     error: Mapped[str | None] = mapped_column(Text)
     planned_at: Mapped[datetime] = mapped_column(UTCDateTime)
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    """Why the change was planned, and what differed from the request (e.g. users notified)."""
 
 
 def table_of(model: type[Base]) -> Table:

@@ -1,0 +1,364 @@
+"""Jira sync speed and memory against the sandbox (issues 4 and 11), all figures from one run.
+
+Issue 4 (no added latency): a full sync of `--items` issues into SQLite and into PostgreSQL, beside
+a plain `requests` loop downloading the same pages (the ceiling: the id pages and the 100-issue
+`issue/bulkfetch` pages with the same field list, sequential, no parsing of issue pages), the
+Singer `tap-jira` against the same sandbox, an incremental sync after 1% of the issues changed,
+and peak RSS of the sync process at `--small` and at `--items` issues.
+
+Issue 11 (`--latency 150`): a full sync beside the plain sequential loop over `search/jql` (100
+issues a page, the same field list), at `--small` and `--items` issues, with the 429s counted.
+
+The sandbox runs in its own process (`python -m sandbox serve`), each sync in a child process
+whose peak RSS comes from `os.wait4`; times are `time.perf_counter` around the work (the child's
+interpreter start and imports are not counted; they are shown separately). Each sandbox is warmed
+with one untimed download first, so every timed pass reads from its render cache.
+
+    .venv/bin/python benchmarks/jira_sync.py --items 100000 --small 10000 \
+        --tap-jira /tmp/tapjira-venv/bin/tap-jira --json benchmarks/jira_sync.json
+    .venv/bin/python benchmarks/jira_sync.py --latency 150 --items 100000 --small 10000
+
+`tap-jira` lives in a throwaway virtualenv outside the repository:
+
+    python3 -m venv /tmp/tapjira-venv && /tmp/tapjira-venv/bin/pip install tap-jira==2.6.0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from connectors.jira import BULK_ISSUES, ID_PAGE, resolve_fields, scope_jql  # noqa: E402
+from mapping.config import JiraSource  # noqa: E402
+from mapping.jira import JiraFacts  # noqa: E402
+
+POSTGRES = os.environ.get("LPM_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def sandbox(items: int, seed: int, latency: float) -> Iterator[dict[str, Any]]:
+    """`python -m sandbox serve` in its own process; yields its URL, env and source entry."""
+    cmd = [sys.executable, "-m", "sandbox", "serve", "--kind", "jira", "--items", str(items)]
+    cmd += ["--seed", str(seed), "--latency", str(latency)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    env: dict[str, str] = {}
+    source: dict[str, Any] = {}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("# source: "):
+                source = json.loads(line.removeprefix("# source: "))
+                break
+            key, _, value = line.strip().partition("=")
+            env[key] = value
+        yield {"url": env["LPM_SANDBOX_URL"], "env": env, "source": source}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def session(site: dict[str, Any]) -> requests.Session:
+    s = requests.Session()
+    s.auth = (site["env"]["JIRA_EMAIL"], site["env"]["JIRA_API_TOKEN"])
+    return s
+
+
+def fetch_fields(site: dict[str, Any]) -> tuple[str, list[str]]:
+    """The scope JQL and the field list a sync requests (resolved the way the connector does)."""
+    source = JiraSource.model_validate(site["source"])
+    catalogue = session(site).get(f"{site['url']}/rest/api/3/field", timeout=60).json()
+    fields, writeback, problems = resolve_fields(source.fields, source.writeback.fields, catalogue)
+    assert not problems, problems
+    facts = JiraFacts(deployment="cloud", time_zone="UTC", fields=fields, writeback=writeback)
+    return scope_jql(source), facts.fetch_fields()
+
+
+def raw_download(site: dict[str, Any]) -> int:
+    """The ceiling: the same id pages and bulkfetch pages, one plain sequential loop."""
+    jql, fields = fetch_fields(site)
+    s = session(site)
+    url = site["url"]
+    body: dict[str, Any] = {"jql": jql + " ORDER BY created ASC, key ASC"}
+    body.update(maxResults=ID_PAGE, fields=["id"])
+    count = 0
+    while True:
+        page = s.post(f"{url}/rest/api/3/search/jql", json=body, timeout=60)
+        page.raise_for_status()
+        data = page.json()
+        ids = [issue["id"] for issue in data["issues"]]
+        for start in range(0, len(ids), BULK_ISSUES):
+            chunk = ids[start : start + BULK_ISSUES]
+            r = s.post(
+                f"{url}/rest/api/3/issue/bulkfetch",
+                json={"issueIdsOrKeys": chunk, "fields": fields},
+                timeout=60,
+            )
+            r.raise_for_status()
+            count += len(chunk)
+        if data.get("isLast") or not data.get("nextPageToken"):
+            return count
+        body["nextPageToken"] = data["nextPageToken"]
+
+
+def sequential_search(site: dict[str, Any]) -> int:
+    """Issue 11's baseline: search/jql with the sync's fields, 100 a page, token by token."""
+    jql, fields = fetch_fields(site)
+    s = session(site)
+    body: dict[str, Any] = {"jql": jql, "maxResults": 100, "fields": fields}
+    count = 0
+    while True:
+        r = s.post(f"{site['url']}/rest/api/3/search/jql", json=body, timeout=60)
+        r.raise_for_status()
+        data = r.json()
+        count += len(data["issues"])
+        if data.get("isLast") or not data.get("nextPageToken"):
+            return count
+        body["nextPageToken"] = data["nextPageToken"]
+
+
+def timed(label: str, work: Any) -> dict[str, Any]:
+    start = time.perf_counter()
+    count = work()
+    seconds = time.perf_counter() - start
+    print(f"  {label:<52} {count:>8,} items {seconds:>8.2f} s", flush=True)
+    return {"items": count, "seconds": round(seconds, 3)}
+
+
+def sync_child(site: dict[str, Any], url: str, *, full: bool, label: str) -> dict[str, Any]:
+    """One `sync_source` in a child process: its timing, counts and peak RSS."""
+    config = {
+        "portfolio": {"name": "bench"},
+        "sources": [site["source"]],
+        "warehouse": {"url": url},
+    }
+    env = {**os.environ, **site["env"], "PYTHONPATH": str(ROOT)}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(config), "--full" if full else "--inc"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    if status != 0:
+        raise RuntimeError(f"{label}: child sync failed ({status})")
+    result = json.loads(output.strip().splitlines()[-1])
+    result.update(process_seconds=round(wall, 3), peak_rss_mb=round(usage.ru_maxrss / 1024, 1))
+    print(
+        f"  {label:<52} {result['fetched']:>8,} items {result['seconds']:>8.2f} s "
+        f"(process {wall:.2f} s, peak RSS {result['peak_rss_mb']} MB, "
+        f"429s {result['http'].get('throttled', 0):.0f})",
+        flush=True,
+    )
+    return result
+
+
+def child(config_json: str, full: bool) -> None:
+    """Inside the child: sync, then print one JSON line."""
+    from flows.sync import sync_source
+    from mapping.config import LpmConfig
+    from warehouse.db import open_warehouse
+
+    config = LpmConfig.model_validate(json.loads(config_json))
+    engine = open_warehouse(config.warehouse_url())
+    start = time.perf_counter()
+    result = sync_source(config, config.sources[0].name, engine, full=full)
+    seconds = time.perf_counter() - start
+    out = {k: v for k, v in vars(result).items() if k != "source"}
+    out["seconds"] = round(seconds, 3)
+    print(json.dumps(out))
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    name = f"lpm_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(POSTGRES, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def tap_jira(site: dict[str, Any], executable: str, workdir: Path) -> dict[str, Any]:
+    """The Singer tap against the same sandbox, issues stream only, output counted."""
+    config = {
+        "base_url": site["url"],
+        "username": site["env"]["JIRA_EMAIL"],
+        "password": site["env"]["JIRA_API_TOKEN"],
+        "start_date": "2000-01-01T00:00:00Z",
+        "user_agent": "lpm-sync-benchmark",
+    }
+    config_path = workdir / "tap-config.json"
+    config_path.write_text(json.dumps(config))
+    discovered = subprocess.run(
+        [executable, "--config", str(config_path), "--discover"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if discovered.returncode != 0:
+        return {"error": f"discovery failed: {discovered.stderr.strip()[-2000:]}"}
+    catalog = json.loads(discovered.stdout)
+    for stream in catalog["streams"]:
+        selected = stream["tap_stream_id"] == "issues"
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == []:
+                entry["metadata"]["selected"] = selected
+    catalog_path = workdir / "tap-catalog.json"
+    catalog_path.write_text(json.dumps(catalog))
+    start = time.perf_counter()
+    run = subprocess.run(
+        [executable, "--config", str(config_path), "--catalog", str(catalog_path)],
+        capture_output=True,
+        text=True,
+        timeout=7200,
+    )
+    seconds = time.perf_counter() - start
+    records = sum(
+        1
+        for line in run.stdout.splitlines()
+        if line.startswith('{"type": "RECORD"') or line.startswith('{"type":"RECORD"')
+    )
+    out: dict[str, Any] = {"seconds": round(seconds, 3), "records": records, "rc": run.returncode}
+    if run.returncode != 0 or records == 0:
+        out["error"] = run.stderr.strip()[-3000:]
+    print(f"  {'tap-jira (issues stream)':<52} {records:>8,} items {seconds:>8.2f} s", flush=True)
+    return out
+
+
+def mutate(site: dict[str, Any], n: int) -> None:
+    r = requests.post(f"{site['url']}/_sandbox/mutate", json={"n": n}, timeout=600)
+    r.raise_for_status()
+
+
+def issue4(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    print(f"issue 4: {args.items:,} issues, no added latency, {os.cpu_count()} cores", flush=True)
+    with sandbox(args.items, args.seed, 0) as site:
+        raw_download(site)  # warm the sandbox's render cache
+        results["raw_download"] = timed(
+            "plain requests loop, same pages (ceiling)", lambda: raw_download(site)
+        )
+        results["sqlite_full"] = sync_child(
+            site, f"sqlite:///{workdir / 'big.db'}", full=True, label="lpm full sync -> SQLite"
+        )
+        with postgres_database() as url:
+            results["postgres_full"] = sync_child(
+                site, url, full=True, label="lpm full sync -> PostgreSQL"
+            )
+        if args.tap_jira:
+            results["tap_jira"] = tap_jira(site, args.tap_jira, workdir)
+        mutate(site, max(1, args.items // 100))
+        results["sqlite_incremental_1pct"] = sync_child(
+            site, f"sqlite:///{workdir / 'big.db'}", full=False, label="lpm incremental, 1% changed"
+        )
+        # The sandbox's portfolio was generated moments before, so a tenth of its issues were
+        # updated in the 10 minutes the default overlap re-reads; a second round with a 1-minute
+        # overlap shows the cost of the changes alone.
+        mutate(site, max(1, args.items // 100))
+        short = {**site, "source": {**site["source"], "sync": {"overlap_minutes": 1}}}
+        results["sqlite_incremental_1pct_overlap_1min"] = sync_child(
+            short,
+            f"sqlite:///{workdir / 'big.db'}",
+            full=False,
+            label="lpm incremental, 1% changed, 1-min overlap",
+        )
+    with sandbox(args.small, args.seed, 0) as site:
+        raw_download(site)
+        results["sqlite_full_small"] = sync_child(
+            site,
+            f"sqlite:///{workdir / 'small.db'}",
+            full=True,
+            label=f"lpm full sync {args.small:,} -> SQLite",
+        )
+    full = results["sqlite_full"]["seconds"]
+    ratios = {
+        "sqlite_full_vs_raw": full / results["raw_download"]["seconds"],
+        "postgres_full_vs_raw": results["postgres_full"]["seconds"]
+        / results["raw_download"]["seconds"],
+        "incremental_vs_full": results["sqlite_incremental_1pct"]["seconds"] / full,
+        "incremental_overlap_1min_vs_full": (
+            results["sqlite_incremental_1pct_overlap_1min"]["seconds"] / full
+        ),
+        "rss_big_vs_small": results["sqlite_full"]["peak_rss_mb"]
+        / results["sqlite_full_small"]["peak_rss_mb"],
+    }
+    tap = results.get("tap_jira", {})
+    if tap.get("records"):
+        ratios["tap_jira_vs_sqlite_full"] = tap["seconds"] / full
+    results["ratios"] = {k: round(v, 3) for k, v in ratios.items()}
+    print("  ratios:", json.dumps(results["ratios"]), flush=True)
+    return results
+
+
+def issue11(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for items in (args.small, args.items):
+        print(f"issue 11: {items:,} issues at --latency {args.latency:g} ms", flush=True)
+        with sandbox(items, args.seed, args.latency) as site:
+            raw_download(site)
+            baseline = timed(
+                "sequential search/jql loop, 100 a page", lambda: sequential_search(site)
+            )
+            sync = sync_child(
+                site,
+                f"sqlite:///{workdir / f'lat{items}.db'}",
+                full=True,
+                label="lpm full sync -> SQLite",
+            )
+            results[str(items)] = {
+                "sequential": baseline,
+                "sync": sync,
+                "ratio": round(sync["seconds"] / baseline["seconds"], 3),
+                "throttled_429": sync["http"].get("throttled", 0),
+            }
+            print(f"  ratio {results[str(items)]['ratio']}", flush=True)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--tap-jira", help="path of the tap-jira executable (throwaway venv)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--inc", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.full)
+        return
+    with tempfile.TemporaryDirectory(prefix="lpm-bench-") as tmp:
+        workdir = Path(tmp)
+        results = issue11(args, workdir) if args.latency else issue4(args, workdir)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

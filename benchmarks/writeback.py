@@ -1,0 +1,294 @@
+"""Write-back speed against the Jira sandbox (issue 7), all figures from one run.
+
+  raw PUTs      `--changes` issue edits, one plain `requests` PUT after the other (the ceiling
+                of a script that knows exactly what to send and checks nothing)
+  field apply   `apply_writeback` of a plan holding `--changes` progress changes (one field on
+                each of as many issues): discovery, the read before each batch of 25, the
+                edits (4 in flight, the default `sync.concurrency`), the ledger rows; then the
+                same number of changes again with `sync.concurrency: 1` (one edit at a time).
+                Raw, concurrent and sequential run in turn `--rounds` times (each round moves
+                every desired progress by 30 points); figures are medians, since the machine
+                is shared and a busy moment slows one pass, not all
+  re-run        a plan + apply right after, then again after an incremental sync: write calls
+  naive re-rank every issue of a `--rank-items` scope ranked after the one before it, one
+                rank call each (what a script without minimal moves does)
+  re-rank       `apply_writeback` of a random WSJF order of the same issues: n - LIS moves in
+                runs of <= 50, the read before and after, the ledger rows
+
+The field plan is cut to exactly `--changes` items by clearing `rollup.progress` of the others;
+the rank scope is made by giving `--rank-items` features a random WSJF rank and no other item a
+rank (the sandbox's features carry no ART, so the analytics leaves them unranked). The sandbox
+runs in its own process (`python -m sandbox serve`); API calls are counted by the sandbox
+(`/_sandbox/stats`) and by the HTTP client; times are `time.perf_counter` around each step.
+
+    .venv/bin/python -m benchmarks.writeback --items 15000 --changes 1000 --rank-items 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+import requests
+from sqlalchemy import Engine, case, select, update
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from flows.sync import sync_source  # noqa: E402
+from flows.writeback import apply_writeback, plan_writeback  # noqa: E402
+from mapping.config import LpmConfig  # noqa: E402
+from mapping.rank import longest_increasing_run  # noqa: E402
+from warehouse import models  # noqa: E402
+from warehouse.analytics import compute_analytics  # noqa: E402
+from warehouse.db import open_warehouse  # noqa: E402
+from warehouse.models import table_of  # noqa: E402
+
+
+@contextmanager
+def sandbox(items: int, seed: int, latency: float) -> Iterator[dict[str, Any]]:
+    """`python -m sandbox serve` in its own process; yields its URL, env and source entry."""
+    cmd = [sys.executable, "-m", "sandbox", "serve", "--kind", "jira", "--items", str(items)]
+    cmd += ["--seed", str(seed), "--latency", str(latency)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    env: dict[str, str] = {}
+    source: dict[str, Any] = {}
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("# source: "):
+                source = json.loads(line.removeprefix("# source: "))
+                break
+            key, _, value = line.strip().partition("=")
+            env[key] = value
+        yield {"url": env["LPM_SANDBOX_URL"], "env": env, "source": source}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def session(site: dict[str, Any]) -> requests.Session:
+    s = requests.Session()
+    s.auth = (site["env"]["JIRA_EMAIL"], site["env"]["JIRA_API_TOKEN"])
+    return s
+
+
+def sandbox_requests(site: dict[str, Any]) -> int:
+    stats = requests.get(f"{site['server']}/_sandbox/stats", timeout=60).json()
+    return int(stats["requests"])
+
+
+def config(
+    site: dict[str, Any], database: Path, writeback: dict[str, Any], concurrency: int = 4
+) -> LpmConfig:
+    source = dict(site["source"], writeback=writeback, sync={"concurrency": concurrency})
+    return LpmConfig.model_validate(
+        {
+            "warehouse": {"url": f"sqlite:///{database}"},
+            "portfolio": {"name": "Benchmark"},
+            "sources": [source],
+        }
+    )
+
+
+def only_progress_of(engine: Engine, work_item_ids: list[int]) -> None:
+    """Progress stays on these roll-ups only: the plan then holds exactly their changes."""
+    rollup = table_of(models.Rollup)
+    with engine.begin() as conn:
+        conn.execute(
+            update(rollup).where(rollup.c.work_item_id.not_in(work_item_ids)).values(progress=None)
+        )
+
+
+def shift_progress(engine: Engine) -> None:
+    """Move every desired progress by 30 points, so the next plan holds the same edits again."""
+    rollup = table_of(models.Rollup)
+    shifted = case(
+        (rollup.c.progress < 0.5, rollup.c.progress + 0.3), else_=rollup.c.progress - 0.3
+    )
+    with engine.begin() as conn:
+        conn.execute(update(rollup).values(progress=shifted))
+
+
+def raw_puts(site: dict[str, Any], issue_ids: list[str], field_id: str, offset: int) -> float:
+    """One plain PUT per issue, sequential, on a field the plan does not touch."""
+    s = session(site)
+    started = time.perf_counter()
+    for n, issue_id in enumerate(issue_ids):
+        r = s.put(
+            f"{site['url']}/rest/api/3/issue/{issue_id}",
+            params={"notifyUsers": "false"},
+            json={"fields": {field_id: float(n % 40) / 2 + offset}},
+            timeout=60,
+        )
+        r.raise_for_status()
+    return time.perf_counter() - started
+
+
+def truth_ranks(site: dict[str, Any]) -> dict[str, str]:
+    truth = requests.get(f"{site['server']}/_sandbox/truth", timeout=120).json()
+    return {t["external_id"]: t["rank"] for t in truth}
+
+
+def naive_rerank(site: dict[str, Any], order: list[str]) -> tuple[float, int]:
+    """Rank each issue right after the one before it: n - 1 single-issue calls."""
+    s = session(site)
+    started = time.perf_counter()
+    calls = 0
+    for before, issue in itertools.pairwise(order):
+        r = s.put(
+            f"{site['url']}/rest/agile/1.0/issue/rank",
+            json={"issues": [issue], "rankAfterIssue": before},
+            timeout=60,
+        )
+        r.raise_for_status()
+        calls += 1
+    return time.perf_counter() - started, calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=15_000)
+    parser.add_argument("--changes", type=int, default=1000)
+    parser.add_argument("--rank-items", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--latency", type=float, default=0.0, help="ms added to every call")
+    parser.add_argument("--rounds", type=int, default=3, help="raw / apply rounds (medians)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    figures: dict[str, Any] = {"items": args.items, "latency_ms": args.latency}
+    with tempfile.TemporaryDirectory() as tmp, sandbox(args.items, args.seed, args.latency) as site:
+        site["server"] = site["url"]
+        os.environ.update(site["env"])
+        database = Path(tmp) / "bench.db"
+        fields_config = config(
+            site, database, {"progress": "Portfolio Progress", "first_write": "overwrite"}
+        )
+        engine = open_warehouse(fields_config.warehouse_url())
+        started = time.perf_counter()
+        sync_source(fields_config, "jira", engine, full=True)
+        compute_analytics(engine, fields_config.portfolio, now=datetime.now(UTC))
+        figures["sync_and_rollup_s"] = round(time.perf_counter() - started, 2)
+
+        # --- 1,000 field changes beside 1,000 raw PUTs --------------------------------------
+        rollup, item = table_of(models.Rollup), table_of(models.WorkItem)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(item.c.id, item.c.external_id)
+                .join(rollup, rollup.c.work_item_id == item.c.id)
+                .where(rollup.c.progress.is_not(None))
+                .order_by(item.c.id)
+                .limit(args.changes)
+            ).all()
+        assert len(rows) == args.changes, f"only {len(rows)} roll-ups; raise --items"
+        only_progress_of(engine, [r.id for r in rows])
+        catalogue = session(site).get(f"{site['url']}/rest/api/3/field", timeout=60).json()
+        wsjf_field = next(f["id"] for f in catalogue if f["name"] == "WSJF")
+        issues = [r.external_id for r in rows]
+        owned = {"progress": "Portfolio Progress", "first_write": "overwrite"}
+        sequential_config = config(site, database, owned, concurrency=1)
+        raw: list[float] = []
+        concurrent: list[float] = []
+        sequential: list[float] = []
+        for round_ in range(args.rounds):
+            raw.append(raw_puts(site, issues, wsjf_field, 100 * (round_ + 1)))
+            for settings, times in ((fields_config, concurrent), (sequential_config, sequential)):
+                first = round_ == 0 and settings is fields_config
+                if not first:
+                    shift_progress(engine)
+                started = time.perf_counter()
+                plan = plan_writeback(settings, engine)
+                planned = time.perf_counter() - started
+                assert len(plan.writes) == args.changes, len(plan.writes)
+                calls_before = sandbox_requests(site)
+                started = time.perf_counter()
+                result = apply_writeback(settings, engine, plan)
+                times.append(time.perf_counter() - started)
+                assert result.clean, result.counts()
+                if first:
+                    figures["field_plan_s"] = round(planned, 3)
+                    figures["field_apply_calls"] = sandbox_requests(site) - calls_before
+                    figures["field_apply_edits"] = result.calls["jira"].field_writes
+                    rerun = apply_writeback(settings, engine, plan_writeback(settings, engine))
+                    figures["rerun_write_calls"] = rerun.write_calls
+                    sync_source(settings, "jira", engine)
+                    again = apply_writeback(settings, engine, plan_writeback(settings, engine))
+                    figures["rerun_after_sync_write_calls"] = again.write_calls
+        figures["raw_put_runs_s"] = [round(t, 3) for t in raw]
+        figures["field_apply_runs_s"] = [round(t, 3) for t in concurrent]
+        figures["field_apply_sequential_runs_s"] = [round(t, 3) for t in sequential]
+        figures["raw_put_s"] = round(median(raw), 3)
+        figures["field_apply_s"] = round(median(concurrent), 3)
+        figures["field_apply_sequential_s"] = round(median(sequential), 3)
+        figures["field_apply_vs_raw"] = round(median(concurrent) / median(raw), 3)
+        figures["field_apply_sequential_vs_raw"] = round(median(sequential) / median(raw), 3)
+
+        # --- a 1,000-item re-rank -------------------------------------------------------------
+        rank_config = config(site, database, {"rank": True})
+        with engine.connect() as conn:
+            features = conn.execute(
+                select(item.c.id, item.c.external_id)
+                .join(rollup, rollup.c.work_item_id == item.c.id)
+                .where(item.c.level == "feature")
+                .order_by(item.c.id)
+                .limit(args.rank_items)
+            ).all()
+        assert len(features) == args.rank_items, f"only {len(features)} features; raise --items"
+        ids = [f.external_id for f in features]
+        rng = random.Random(args.seed)
+        naive_order = rng.sample(ids, len(ids))
+        naive_s, naive_calls = naive_rerank(site, naive_order)
+        ranks = truth_ranks(site)
+        assert sorted(ids, key=ranks.__getitem__) == naive_order
+        figures["naive_rerank_s"] = round(naive_s, 3)
+        figures["naive_rerank_calls"] = naive_calls
+
+        wanted = rng.sample(ids, len(ids))
+        work_item_ids = {f.external_id: f.id for f in features}
+        with engine.begin() as conn:
+            conn.execute(update(rollup).values(rank=None, rank_scope=None))
+            for n, feature in enumerate(wanted, start=1):
+                conn.execute(
+                    update(rollup)
+                    .where(rollup.c.work_item_id == work_item_ids[feature])
+                    .values(rank=n, rank_scope="benchmark")
+                )
+        sync_source(rank_config, "jira", engine)  # the naive re-rank's new rank values
+        position = {issue: n for n, issue in enumerate(naive_order)}
+        expected = len(ids) - len(longest_increasing_run([position[i] for i in wanted]))
+        plan = plan_writeback(rank_config, engine)
+        assert len(plan.writes) == expected, (len(plan.writes), expected)
+        calls_before = sandbox_requests(site)
+        started = time.perf_counter()
+        result = apply_writeback(rank_config, engine, plan)
+        figures["rerank_s"] = round(time.perf_counter() - started, 3)
+        assert result.clean, result.counts()
+        figures["rerank_moved_items"] = result.calls["jira"].moved_items
+        figures["rerank_expected_n_minus_lis"] = expected
+        figures["rerank_rank_calls"] = result.calls["jira"].rank_calls
+        figures["rerank_all_calls"] = sandbox_requests(site) - calls_before
+        ranks = truth_ranks(site)
+        figures["rerank_final_order_is_wsjf"] = sorted(ids, key=ranks.__getitem__) == wanted
+        rerun = apply_writeback(rank_config, engine, plan_writeback(rank_config, engine))
+        figures["rerank_rerun_write_calls"] = rerun.write_calls
+        engine.dispose()
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,942 @@
+"""Jira Cloud and Data Center: discovery, paged fetch, id listing, field edits and rank.
+
+Built on the `jira` package (pycontribs) for discovery: serverInfo, the API user, and the field,
+issue type and status catalogues. Its `ResilientSession` is replaced by a session that hands every
+call to `connectors.http.HttpClient`, because ResilientSession may wait less than Retry-After and
+does not share rate limits between threads. Searches, bulk reads, edits and rank go straight
+through the HttpClient, where the package gets in the way: `enhanced_search_issues` and
+`search_issues` translate requested fields through JQL clause names, so `id` becomes `issuekey`
+and Jira treats an id-only search as a full one (100 ids a page instead of 5,000), and they fetch
+`/field` again; the package has no wrapper for `issue/bulkfetch` or `changelog/bulkfetch`; and
+`Issue.update()` costs a GET per edited issue.
+
+Fetching is concurrent without depending on the nextPageToken chain (issue 11): on Cloud an
+id-only search (5,000 ids a page) feeds `issue/bulkfetch` calls of at most 100 ids that a bounded
+pool runs while the id pass goes on; on Data Center the pages of a startAt search run in the pool,
+and a query that would pass 10,000 results continues as a new query from the last `created`
+minute seen. Results come back in query order (`created`, then key), so a cursor holding the
+newest `created` delivered lets a killed sync resume where it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+from jira import JIRA
+
+from connectors.base import DiscoveryError, FetchPlan, Page, RankMove, WriteOutcome
+from connectors.http import (
+    BadRequest,
+    HttpClient,
+    HttpStats,
+    NotFound,
+    PermissionDenied,
+    TokenAuth,
+    TrackerError,
+)
+from mapping.config import JiraFields, JiraSource
+from mapping.jira import (
+    KEY_IDS,
+    JiraFacts,
+    JiraField,
+    number_value,
+    parse_jira_datetime,
+    text_value,
+)
+
+log = logging.getLogger(__name__)
+
+ID_PAGE = 5000
+"""Ids per id-only search/jql page (Jira Cloud's maximum when only ids are requested)."""
+BULK_ISSUES = 100
+"""Issues per `issue/bulkfetch` call (Jira Cloud's maximum)."""
+BULK_CHANGELOGS = 1000
+CHANGELOG_FIELDS = 10
+DC_RESULT_WINDOW = 10_000
+"""Data Center fails searches whose startAt + maxResults passes this."""
+DC_MAX_PAGE = 1000
+RANK_BATCH = 50
+JQL_TIME = "%Y/%m/%d %H:%M"
+ORDER = " ORDER BY created ASC, key ASC"
+CURSOR_VERSION = 1
+_ORDER_BY = re.compile(r"\s+order\s+by\s+.*$", re.IGNORECASE | re.DOTALL)
+_KEY = re.compile(r"^[A-Z][A-Z0-9_]*-\d+$")
+
+SEARCH_PERMISSION = "the API user needs Browse projects on every project the scope names"
+
+
+class _RoutedSession(requests.Session):
+    """The `jira` package's session, sending everything through the shared HttpClient."""
+
+    def __init__(self, http: HttpClient) -> None:
+        super().__init__()
+        self._http = http
+
+    def request(  # type: ignore[override]
+        self,
+        method: str | bytes,
+        url: str | bytes,
+        params: Any = None,
+        data: Any = None,
+        headers: Any = None,
+        **kwargs: Any,
+    ) -> requests.Response:
+        merged = {"Content-Type": "application/json"} if isinstance(data, str | bytes) else {}
+        merged.update(headers or {})
+        return self._http.request(
+            method.decode() if isinstance(method, bytes) else method,
+            url.decode() if isinstance(url, bytes) else url,
+            params=params,
+            data=data,
+            json=kwargs.get("json"),
+            headers=merged,
+        )
+
+
+@dataclass
+class FetchCursor:
+    """Resume state of a fetch, committed with every page."""
+
+    mode: Literal["full", "incremental"]
+    as_of: datetime
+    """Taken before the first search: the watermark this fetch commits when it ends."""
+    since: datetime | None = None
+    resume_from: datetime | None = None
+    """Newest `created` delivered so far: everything created before it is loaded."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": CURSOR_VERSION,
+            "mode": self.mode,
+            "as_of": self.as_of.isoformat(),
+            "since": self.since.isoformat() if self.since else None,
+            "resume_from": self.resume_from.isoformat() if self.resume_from else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FetchCursor | None:
+        """The cursor of a killed run, or None when it is from another version or unreadable."""
+        if data.get("v") != CURSOR_VERSION or data.get("mode") not in ("full", "incremental"):
+            return None
+        try:
+            return cls(
+                mode=data["mode"],
+                as_of=datetime.fromisoformat(data["as_of"]),
+                since=datetime.fromisoformat(data["since"]) if data.get("since") else None,
+                resume_from=(
+                    datetime.fromisoformat(data["resume_from"]) if data.get("resume_from") else None
+                ),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def advance(self, issues: Sequence[dict[str, Any]]) -> None:
+        for issue in issues:
+            fields = issue.get("fields")
+            created = parse_jira_datetime(fields.get("created")) if fields else None
+            if created is not None and (self.resume_from is None or created > self.resume_from):
+                self.resume_from = created
+
+
+class JiraConnector:
+    """One Jira site (Cloud or Data Center) as configured by a `jira` source."""
+
+    kind = "jira"
+
+    def __init__(self, source: JiraSource, http: HttpClient) -> None:
+        self.source = source
+        self.http = http
+        self.client = JIRA(
+            server=source.base_url,
+            options={"check_update": False, "verify": source.verify_tls},
+            get_server_info=False,
+        )
+        self.client._session = _RoutedSession(http)  # type: ignore[assignment]
+        self._skew = timedelta(0)
+        self._deployment: Literal["cloud", "datacenter"] = "cloud"
+        self._key_ids: dict[str, str] = {}
+        self._key_lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, source: JiraSource) -> JiraConnector:
+        """Resolve the secrets and build the site's client (no call is made yet)."""
+        token = source.auth.token.resolve()
+        if source.auth.email is not None:
+            email = source.auth.email.resolve().get_secret_value()
+            auth = TokenAuth.basic(email, token)
+        else:
+            auth = TokenAuth.bearer(token)
+        http = HttpClient(
+            source.base_url,
+            auth=auth,
+            verify_tls=source.verify_tls,
+            timeout=source.sync.timeout_seconds,
+            concurrency=source.sync.concurrency,
+            requests_per_second=source.sync.requests_per_second,
+            name=source.name,
+        )
+        return cls(source, http)
+
+    @property
+    def stats(self) -> HttpStats:
+        return self.http.stats
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def _api(self) -> str:
+        return f"/rest/api/{'3' if self._deployment == 'cloud' else '2'}"
+
+    # --- discovery -------------------------------------------------------------------------
+
+    def discover(self) -> JiraFacts:
+        """Cloud or DC, the API user's time zone, field ids, issue types and statuses."""
+        info = self.client.server_info()
+        self._deployment = deployment_of(info, self.source.base_url)
+        cloud = self._deployment == "cloud"
+        # The package picks Cloud or DC code paths (search/jql vs search) from these two.
+        self.client._options["rest_api_version"] = "3" if cloud else "2"
+        self.client.deploymentType = "Cloud" if cloud else "Server"
+        server_time = parse_jira_datetime(info.get("serverTime"))
+        if server_time is not None:
+            self._skew = server_time - datetime.now(UTC)
+        # The four catalogues are independent: one round trip instead of four at site latency.
+        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="jira-discover") as pool:
+            me_call = pool.submit(self.client.myself)
+            fields_call = pool.submit(self.client.fields)
+            types_call = pool.submit(self.client.issue_types)
+            statuses_call = pool.submit(self.client.statuses)
+        me = me_call.result()
+        time_zone = _time_zone(me.get("timeZone") or info.get("serverTimeZone"))
+        catalogue = fields_call.result()
+        issue_types = {t.raw["name"]: t.raw.get("hierarchyLevel") for t in types_call.result()}
+        try:
+            statuses = statuses_call.result()
+        except NotFound:
+            log.warning(
+                "%s: no status catalogue (/status); history uses overrides", self.source.name
+            )
+            statuses = []
+        fields, writeback, problems = resolve_fields(
+            self.source.fields, self.source.writeback.fields, catalogue
+        )
+        problems += _unknown_types(self.source, issue_types)
+        rank = fields.get("rank")
+        if rank is None and self.source.writeback.rank:
+            rank = _rank_field(catalogue)
+            if rank is None:
+                problems.append("writeback.rank: this site has no Rank field (Jira Software)")
+        if problems:
+            raise DiscoveryError([f"{self.source.name}: {problem}" for problem in problems])
+        categories: dict[str, str] = {}
+        for status in statuses:
+            category = status.raw.get("statusCategory")
+            if isinstance(category, dict) and category.get("key"):
+                categories[str(status.raw.get("id"))] = str(category["key"])
+        return JiraFacts(
+            deployment=self._deployment,
+            time_zone=time_zone,
+            fields=fields,
+            writeback=writeback,
+            rank_field=rank,
+            status_categories=categories,
+            issue_types=issue_types,
+        )
+
+    # --- fetch -----------------------------------------------------------------------------
+
+    def pages(self, facts: JiraFacts, plan: FetchPlan) -> Iterator[Page]:
+        """Pages of raw issues in `created` order; the last (maybe empty) page has the watermark."""
+        cursor = FetchCursor.from_json(plan.cursor) if plan.cursor else None
+        if cursor is None:
+            cursor = FetchCursor(
+                mode="full" if plan.full else "incremental",
+                as_of=self.now(),
+                since=None if plan.full else plan.since,
+            )
+        zone = ZoneInfo(facts.time_zone)
+        jql = self.scope_jql()
+        if cursor.since is not None:
+            jql += f' AND updated >= "{jql_time(cursor.since, zone)}"'
+        if cursor.resume_from is not None:
+            jql += f' AND created >= "{jql_time(cursor.resume_from, zone)}"'
+        changelog = cursor.mode == "incremental"
+        expected = self.count(jql)
+        if self._deployment == "cloud":
+            results = self._cloud_issues(facts, jql, changelog)
+        else:
+            results = self._dc_issues(facts, jql, changelog)
+        for issues in results:
+            cursor.advance(issues)
+            yield Page(issues, cursor=cursor.to_json(), expected=expected)
+        yield Page([], cursor=cursor.to_json(), watermark=cursor.as_of, expected=expected)
+
+    def count(self, jql: str) -> int | None:
+        """How many issues a query matches (Cloud's approximate count; DC's search total)."""
+        if self._deployment == "cloud":
+            try:
+                found = self._search("/rest/api/3/search/approximate-count", {"jql": jql})
+            except NotFound:
+                return None
+            return int(found["count"]) if "count" in found else None
+        body = {"jql": jql, "startAt": 0, "maxResults": 0, "fields": ["id"]}
+        total = self._search(f"{self._api}/search", body).get("total")
+        return int(total) if total is not None else None
+
+    def fetch_ids(self, facts: JiraFacts, external_ids: Sequence[str]) -> Iterator[Page]:
+        """Pages of the given issues (those that still exist), e.g. to fill gaps."""
+        ids = list(external_ids)
+        if self._deployment == "cloud":
+            pipe = _Pipeline(self.http.limiter.maximum)
+            yield from (
+                Page(issues)
+                for issues in pipe.run(
+                    lambda p: [
+                        p.submit(self._bulk_fetch, facts, ids[i : i + BULK_ISSUES], False)
+                        for i in range(0, len(ids), BULK_ISSUES)
+                    ]
+                )
+            )
+            return
+        size = min(self.source.sync.page_size, DC_MAX_PAGE)
+        for start in range(0, len(ids), size):
+            chunk = ", ".join(ids[start : start + size])
+            found = self._dc_search(facts, f"id in ({chunk})", 0, size, expand=None)
+            yield Page(found.get("issues", []))
+
+    def list_ids(self, facts: JiraFacts) -> set[str]:
+        """Ids of every issue in scope now (id-only search); a failure raises, never a partial
+        set, because the missing would be marked deleted."""
+        jql = self.scope_jql()
+        if self._deployment == "cloud":
+            ids: set[str] = set()
+            for page in self._id_pages(jql):
+                ids.update(page)
+            return ids
+        found: set[str] = set()
+        listing = self._dc_issues(facts, jql, changelog=False, fields=["created"], size=DC_MAX_PAGE)
+        for issues in listing:
+            found.update(str(issue["id"]) for issue in issues)
+        return found
+
+    def scope_jql(self) -> str:
+        return scope_jql(self.source)
+
+    def now(self) -> datetime:
+        """The tracker's current time (our clock corrected by the skew seen in serverInfo)."""
+        return datetime.now(UTC) + self._skew
+
+    def _cloud_issues(
+        self, facts: JiraFacts, jql: str, changelog: bool
+    ) -> Iterator[list[dict[str, Any]]]:
+        chunk = min(self.source.sync.page_size, BULK_ISSUES)
+
+        def produce(pipe: _Pipeline) -> None:
+            for ids in self._id_pages(jql + ORDER):
+                for start in range(0, len(ids), chunk):
+                    pipe.submit(self._bulk_fetch, facts, ids[start : start + chunk], changelog)
+
+        return _Pipeline(self.http.limiter.maximum).run(produce)
+
+    def _id_pages(self, jql: str) -> Iterator[list[str]]:
+        body: dict[str, Any] = {"jql": jql, "maxResults": ID_PAGE, "fields": ["id"]}
+        while True:
+            page = self._search("/rest/api/3/search/jql", body)
+            yield [str(issue["id"]) for issue in page.get("issues", [])]
+            token = page.get("nextPageToken")
+            if page.get("isLast", token is None) or not token:
+                return
+            body["nextPageToken"] = token
+
+    def _bulk_fetch(
+        self, facts: JiraFacts, ids: list[str], changelog: bool
+    ) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {
+            "issueIdsOrKeys": ids,
+            "fields": facts.fetch_fields(),
+            "fieldsByKeys": False,
+        }
+        if changelog:
+            body["expand"] = ["changelog"]
+        issues: list[dict[str, Any]] = []
+        for _attempt in range(3):
+            result = self.http.post_json(
+                "/rest/api/3/issue/bulkfetch", body, describe=_search_denied
+            )
+            issues += result.get("issues") or []
+            failed = [str(error.get("id")) for error in result.get("issueErrors") or ()]
+            if not failed:
+                break
+            body["issueIdsOrKeys"] = failed
+        else:
+            raise TrackerError(
+                f"{self.source.name}: Jira kept failing to return issues {', '.join(failed)} "
+                "(issue/bulkfetch issueErrors)"
+            )
+        if changelog:
+            self._complete_changelogs(facts, issues)
+        self._resolve_keys(facts, issues)
+        return issues
+
+    def _complete_changelogs(self, facts: JiraFacts, issues: list[dict[str, Any]]) -> None:
+        """Replace truncated embedded changelogs by the whole (mapped-field) changelog."""
+        truncated = [issue for issue in issues if _truncated(issue.get("changelog"))]
+        if not truncated:
+            return
+        field_ids = ["status", "parent"]
+        field_ids += [f.id for f in facts.fields.values() if f.id not in field_ids]
+        for start in range(0, len(truncated), BULK_CHANGELOGS):
+            part = truncated[start : start + BULK_CHANGELOGS]
+            histories: dict[str, list[dict[str, Any]]] = {str(i["id"]): [] for i in part}
+            body: dict[str, Any] = {
+                "issueIdsOrKeys": list(histories),
+                "fieldIds": field_ids[:CHANGELOG_FIELDS],
+                "maxResults": 10_000,
+            }
+            while True:
+                result = self.http.post_json("/rest/api/3/changelog/bulkfetch", body)
+                for log_entry in result.get("issueChangeLogs") or ():
+                    issue_id = str(log_entry.get("issueId"))
+                    histories.setdefault(issue_id, []).extend(
+                        log_entry.get("changeHistories") or ()
+                    )
+                token = result.get("nextPageToken")
+                if not token:
+                    break
+                body["nextPageToken"] = token
+            for issue in part:
+                entries = histories[str(issue["id"])]
+                issue["changelog"] = {
+                    "startAt": 0,
+                    "maxResults": len(entries),
+                    "total": len(entries),
+                    "histories": entries,
+                }
+
+    def _dc_issues(
+        self,
+        facts: JiraFacts,
+        jql: str,
+        changelog: bool,
+        fields: list[str] | None = None,
+        size: int | None = None,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of a startAt search run in the pool; past 10,000 results the query continues
+        from the last `created` minute reached (issues of that minute come twice: harmless)."""
+        size = min(size or self.source.sync.page_size, DC_MAX_PAGE)
+        zone = ZoneInfo(facts.time_zone)
+        expand = "changelog" if changelog else None
+        wanted = fields or facts.fetch_fields()
+
+        def page(query: str, start: int, count: int) -> list[dict[str, Any]]:
+            found = self._dc_search(facts, query, start, count, expand=expand, fields=wanted)
+            issues: list[dict[str, Any]] = found.get("issues") or []
+            self._resolve_keys(facts, issues)
+            return issues
+
+        def produce(pipe: _Pipeline) -> None:
+            lower: str | None = None
+            while True:
+                query = jql + (f' AND created >= "{lower}"' if lower else "") + ORDER
+                first = self._dc_search(facts, query, 0, size, expand=expand, fields=wanted)
+                issues = first.get("issues") or []
+                self._resolve_keys(facts, issues)
+                pipe.put_result(issues)
+                total = int(first.get("total", len(issues)))
+                end = min(total, DC_RESULT_WINDOW)
+                last: Future[list[dict[str, Any]]] | None = None
+                for start in range(size, end, size):
+                    last = pipe.submit(page, query, start, min(size, end - start))
+                if total <= DC_RESULT_WINDOW:
+                    return
+                tail = last.result() if last is not None else issues
+                newest = max(
+                    (parse_jira_datetime(i["fields"].get("created")) for i in tail),
+                    default=None,
+                    key=lambda value: value or datetime.min.replace(tzinfo=UTC),
+                )
+                following = jql_time(newest, zone) if newest else None
+                if following is None or following == lower:
+                    raise TrackerError(
+                        f"{self.source.name}: more than {DC_RESULT_WINDOW:,} issues were created "
+                        f"in the minute {lower}; Jira Data Center cannot page past them"
+                    )
+                lower = following
+
+        return _Pipeline(self.http.limiter.maximum).run(produce)
+
+    def _dc_search(
+        self,
+        facts: JiraFacts,
+        jql: str,
+        start: int,
+        count: int,
+        *,
+        expand: str | None,
+        fields: list[str] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "jql": jql,
+            "startAt": start,
+            "maxResults": count,
+            "fields": list(fields or facts.fetch_fields()),
+        }
+        if expand:
+            body["expand"] = [expand]
+        return self._search(f"{self._api}/search", body)
+
+    def _search(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One search page, its errors said in the user's terms (the JQL quoted back)."""
+        try:
+            result: dict[str, Any] = self.http.post_json(path, body)
+        except BadRequest as exc:
+            raise BadRequest(
+                f"{self.source.name}: Jira rejected the JQL {body['jql']!r}: "
+                f"{exc.detail or exc}; check `scope` (and the issue type names under `levels`) "
+                "in the config",
+                status=exc.status,
+                method=exc.method,
+                path=exc.path,
+                detail=exc.detail,
+            ) from None
+        except PermissionDenied as exc:
+            raise _search_denied(exc) from None
+        return result
+
+    def _resolve_keys(self, facts: JiraFacts, issues: list[dict[str, Any]]) -> None:
+        """Annotate issues whose link fields hold issue keys (DC Epic Link) with key -> id."""
+        links = [facts.fields[a] for a in ("epic_link", "parent_link") if a in facts.fields]
+        if not links:
+            return
+        with self._key_lock:
+            for issue in issues:
+                if issue.get("key") and issue.get("id"):
+                    self._key_ids[str(issue["key"])] = str(issue["id"])
+        wanted: dict[int, list[str]] = {}
+        for index, issue in enumerate(issues):
+            fields = issue.get("fields") or {}
+            values = [fields.get(link.id) for link in links]
+            found = [k for k in values if isinstance(k, str) and _KEY.match(k)]
+            if found:
+                wanted[index] = found
+        if not wanted:
+            return
+        missing = sorted({k for keys in wanted.values() for k in keys} - self._key_ids.keys())
+        if missing:
+            self._lookup_keys(facts, missing)
+        for index, keys in wanted.items():
+            issues[index][KEY_IDS] = {k: self._key_ids[k] for k in keys if k in self._key_ids}
+
+    def _lookup_keys(self, facts: JiraFacts, keys: list[str]) -> None:
+        for start in range(0, len(keys), BULK_ISSUES):
+            part = keys[start : start + BULK_ISSUES]
+            jql = f"key in ({', '.join(part)})"
+            try:
+                if self._deployment == "cloud":
+                    found = self.http.post_json(
+                        "/rest/api/3/issue/bulkfetch", {"issueIdsOrKeys": part, "fields": ["key"]}
+                    ).get("issues", [])
+                else:
+                    found = self._dc_search(facts, jql, 0, len(part), expand=None, fields=["key"])[
+                        "issues"
+                    ]
+            except BadRequest:
+                found = []
+                for key in part:
+                    try:
+                        found.append(self.http.get_json(f"{self._api}/issue/{key}?fields=key"))
+                    except NotFound:
+                        continue
+            with self._key_lock:
+                for issue in found:
+                    self._key_ids[str(issue["key"])] = str(issue["id"])
+
+    # --- write-back ------------------------------------------------------------------------
+
+    def read_values(
+        self, facts: JiraFacts, external_ids: Sequence[str], attributes: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        """Current values of write-back attributes, read the way the mapper reads them."""
+        specs = {attr: facts.writeback[attr] for attr in attributes if attr in facts.writeback}
+        rank = facts.fields.get("rank") or facts.rank_field
+        wanted = [spec.id for spec in specs.values()]
+        if "rank" in attributes and rank is not None:
+            wanted.append(rank.id)
+        values: dict[str, dict[str, Any]] = {}
+        ids = list(external_ids)
+        for start in range(0, len(ids), BULK_ISSUES):
+            part = ids[start : start + BULK_ISSUES]
+            for issue in self._read_issues(part, wanted):
+                fields = issue.get("fields") or {}
+                current: dict[str, Any] = {}
+                for attr, spec in specs.items():
+                    raw = fields.get(spec.id)
+                    reader = number_value if spec.type == "number" else text_value
+                    current[attr] = reader(raw, spec)
+                if "rank" in attributes and rank is not None:
+                    current["rank"] = fields.get(rank.id)
+                values[str(issue["id"])] = current
+        return values
+
+    def _read_issues(self, ids: list[str], fields: list[str]) -> list[dict[str, Any]]:
+        if self._deployment == "cloud":
+            result = self.http.post_json(
+                "/rest/api/3/issue/bulkfetch", {"issueIdsOrKeys": ids, "fields": fields}
+            )
+            issues: list[dict[str, Any]] = result.get("issues") or []
+            return issues
+        body = {"jql": f"id in ({', '.join(ids)})", "maxResults": len(ids), "fields": fields}
+        dc_issues: list[dict[str, Any]] = self._search(f"{self._api}/search", body)["issues"]
+        return dc_issues
+
+    def write_values(
+        self, facts: JiraFacts, external_id: str, values: Mapping[str, Any]
+    ) -> WriteOutcome:
+        """Edit write-back fields, asking Jira not to notify watchers; when the API user may not
+        suppress notifications (it needs admin rights), edit anyway and say so."""
+        body = {
+            "fields": {
+                facts.writeback[attr].id: field_payload(facts.writeback[attr], value, facts)
+                for attr, value in values.items()
+            }
+        }
+        path = f"{self._api}/issue/{external_id}"
+        try:
+            self.http.request(
+                "PUT",
+                path,
+                params={"notifyUsers": "false"},
+                json=body,
+                describe=_edit_denied,
+            )
+            return WriteOutcome(external_id, notified=False)
+        except (PermissionDenied, BadRequest) as exc:
+            if "notif" not in (exc.detail or "").lower():
+                raise
+        self.http.request("PUT", path, json=body, describe=_edit_denied)
+        return WriteOutcome(
+            external_id,
+            notified=True,
+            note="watchers were notified: the API user may not suppress notifications "
+            "(notifyUsers=false needs Administer Jira or Administer projects)",
+        )
+
+    def rank(self, facts: JiraFacts, moves: Sequence[RankMove]) -> None:
+        """Agile rank API, at most 50 issues per call; longer moves continue after the last."""
+        rank = facts.fields.get("rank") or facts.rank_field
+        for move in moves:
+            items = list(move.items)
+            before, after = move.before, move.after
+            for start in range(0, len(items), RANK_BATCH):
+                part = items[start : start + RANK_BATCH]
+                body: dict[str, Any] = {"issues": part}
+                if before is not None:
+                    body["rankBeforeIssue"] = before
+                else:
+                    body["rankAfterIssue"] = after
+                if rank is not None and rank.id.startswith("customfield_"):
+                    body["rankCustomFieldId"] = int(rank.id.removeprefix("customfield_"))
+                response = self.http.request(
+                    "PUT", "/rest/agile/1.0/issue/rank", json=body, describe=_rank_denied
+                )
+                if response.status_code == 207:
+                    failed = [
+                        f"{entry.get('issueKey') or entry.get('issueId')}: "
+                        + "; ".join(entry.get("errors") or [str(entry.get("status"))])
+                        for entry in response.json().get("entries", [])
+                        if entry.get("status") != 200
+                    ]
+                    if failed:
+                        raise TrackerError(
+                            f"{self.source.name}: rank partly failed: {', '.join(failed)}",
+                            status=207,
+                        )
+                before, after = None, part[-1]
+
+
+# --- the pool --------------------------------------------------------------------------------
+
+
+_END = object()
+
+
+class _Stopped(Exception):
+    """The consumer went away; the producer stops quietly."""
+
+
+class _Pipeline:
+    """Tasks on a bounded pool, results handed back in submission order.
+
+    A producer thread submits tasks (it may itself make requests, e.g. the id pass); at most
+    `window` results wait to be taken, which bounds memory however large the site, and the next
+    pages download while the consumer maps and loads the current one.
+    """
+
+    def __init__(self, workers: int, window: int | None = None) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jira-fetch")
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=window or workers * 3)
+        self._stop = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future = self._pool.submit(fn, *args)
+        self._put(future)
+        return future
+
+    def put_result(self, value: Any) -> None:
+        done: Future[Any] = Future()
+        done.set_result(value)
+        self._put(done)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def _produce(self, producer: Callable[[_Pipeline], Any]) -> None:
+        try:
+            producer(self)
+            self._put(_END)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            try:
+                self._put(exc)
+            except _Stopped:
+                return
+
+    def run(self, producer: Callable[[_Pipeline], Any]) -> Iterator[Any]:
+        thread = threading.Thread(target=self._produce, args=(producer,), daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item.result()
+        finally:
+            self._stop.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            thread.join()
+
+
+# --- discovery helpers -----------------------------------------------------------------------
+
+
+def deployment_of(info: Mapping[str, Any], url: str) -> Literal["cloud", "datacenter"]:
+    """Cloud or Data Center from serverInfo (deploymentType, else Cloud's 1000+ versions)."""
+    kind = str(info.get("deploymentType") or "").lower()
+    if kind == "cloud":
+        return "cloud"
+    if kind in ("server", "datacenter", "data center"):
+        return "datacenter"
+    numbers = info.get("versionNumbers") or []
+    if numbers and isinstance(numbers[0], int) and numbers[0] >= 1000:
+        return "cloud"
+    return "cloud" if ".atlassian.net" in url else "datacenter"
+
+
+def resolve_fields(
+    configured: JiraFields,
+    writeback: Mapping[str, str],
+    catalogue: list[dict[str, Any]],
+) -> tuple[dict[str, JiraField], dict[str, JiraField], list[str]]:
+    """Configured field names or ids -> fields, with every problem as `path: message`."""
+    problems: list[str] = []
+    fields: dict[str, JiraField] = {}
+    for attr, wanted in configured.model_dump(exclude_none=True).items():
+        found = _resolve(wanted, catalogue, f"fields.{attr}", problems)
+        if found is not None:
+            fields[attr] = found
+    targets: dict[str, JiraField] = {}
+    for attr, wanted in writeback.items():
+        found = _resolve(wanted, catalogue, f"writeback.{attr}", problems)
+        if found is not None:
+            targets[attr] = found
+    return fields, targets, problems
+
+
+def _resolve(
+    wanted: str, catalogue: list[dict[str, Any]], path: str, problems: list[str]
+) -> JiraField | None:
+    key = wanted.strip()
+    match = [f for f in catalogue if f.get("id") == key or f.get("key") == key]
+    if not match:
+        match = [f for f in catalogue if str(f.get("name", "")).casefold() == key.casefold()]
+    if not match:
+        clause = key.casefold()
+        match = [
+            f for f in catalogue if clause in (str(c).casefold() for c in f.get("clauseNames", ()))
+        ]
+    if len(match) == 1:
+        return _field(match[0])
+    if not match:
+        similar = sorted(
+            {
+                f"{f.get('name')} ({f.get('id')})"
+                for f in catalogue
+                if key.casefold() in str(f.get("name", "")).casefold()
+                or str(f.get("name", "")).casefold() in key.casefold()
+            }
+        )[:5]
+        hint = f"; similar: {', '.join(similar)}" if similar else ""
+        problems.append(f"{path}: no Jira field is named or has the id {wanted!r}{hint}")
+        return None
+    candidates = ", ".join(
+        f"{f.get('id')} ({(f.get('schema') or {}).get('type', 'no schema')})" for f in match
+    )
+    problems.append(
+        f"{path}: {wanted!r} matches {len(match)} Jira fields: {candidates}; "
+        "write the id of the one to use"
+    )
+    return None
+
+
+def _field(raw: Mapping[str, Any]) -> JiraField:
+    schema = raw.get("schema") or {}
+    return JiraField(
+        id=str(raw["id"]),
+        name=str(raw.get("name") or raw["id"]),
+        type=schema.get("type"),
+        items=schema.get("items"),
+        custom=schema.get("custom"),
+    )
+
+
+def _rank_field(catalogue: list[dict[str, Any]]) -> JiraField | None:
+    for raw in catalogue:
+        if str((raw.get("schema") or {}).get("custom", "")).endswith("gh-lexo-rank"):
+            return _field(raw)
+    return None
+
+
+def _unknown_types(source: JiraSource, issue_types: Mapping[str, Any]) -> list[str]:
+    known = {name.casefold() for name in issue_types}
+    problems = []
+    for path, names in (("levels", source.levels), ("objective_types", source.objective_types)):
+        for name in names:
+            if name.casefold() not in known:
+                known_names = ", ".join(sorted(issue_types))
+                problems.append(f"{path}: Jira has no issue type {name!r} (known: {known_names})")
+    return problems
+
+
+def _time_zone(name: Any) -> str:
+    if isinstance(name, str) and name:
+        try:
+            ZoneInfo(name)
+            return name
+        except (ZoneInfoNotFoundError, ValueError):
+            log.warning("unknown time zone %r of the API user; using UTC", name)
+    return "UTC"
+
+
+# --- JQL and payload helpers -----------------------------------------------------------------
+
+
+def scope_jql(source: JiraSource) -> str:
+    """The configured scope, limited to the mapped issue types, without its ORDER BY."""
+    scope = _ORDER_BY.sub("", source.scope).strip()
+    types = [*source.levels, *source.objective_types]
+    return f"({scope}) AND issuetype in ({', '.join(jql_string(t) for t in types)})"
+
+
+def jql_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def jql_time(instant: datetime, zone: ZoneInfo) -> str:
+    """An instant as a JQL date-time (minutes) in the API user's zone, rounded down.
+
+    In the repeated hour when clocks go back, a local time names two instants; the earlier hour
+    is used so `>=` never skips anything.
+    """
+    local = instant.astimezone(zone)
+    if local.replace(fold=0).utcoffset() != local.replace(fold=1).utcoffset():
+        local = (instant - timedelta(hours=1)).astimezone(zone)
+    return local.strftime(JQL_TIME)
+
+
+def field_payload(spec: JiraField, value: Any, facts: JiraFacts) -> Any:
+    """A value in the shape the field's type takes on edit."""
+    if value is None:
+        return None
+    if spec.type == "number":
+        return float(value)
+    if spec.type == "option":
+        return {"value": str(value)}
+    if spec.type == "array" and spec.items == "option":
+        return [{"value": str(value)}]
+    if (
+        spec.type == "string"
+        and facts.deployment == "cloud"
+        and (spec.custom or "").endswith(":textarea")
+    ):
+        return {
+            "type": "doc",
+            "version": 1,
+            "content": [{"type": "paragraph", "content": [{"type": "text", "text": str(value)}]}],
+        }
+    return str(value) if not isinstance(value, int | float) else value
+
+
+def _truncated(changelog: Any) -> bool:
+    if not isinstance(changelog, dict):
+        return False
+    histories = changelog.get("histories") or []
+    total = changelog.get("total")
+    return isinstance(total, int) and total > len(histories)
+
+
+def _search_denied(exc: TrackerError) -> TrackerError:
+    if isinstance(exc, PermissionDenied):
+        return PermissionDenied(
+            f"{exc}; {SEARCH_PERMISSION}",
+            status=exc.status,
+            method=exc.method,
+            path=exc.path,
+            detail=exc.detail,
+        )
+    return exc
+
+
+def _edit_denied(exc: TrackerError) -> TrackerError:
+    if isinstance(exc, PermissionDenied):
+        return PermissionDenied(
+            f"{exc}; the API user needs Edit issues in the issue's project, and the write-back "
+            "fields must be on its edit screen",
+            status=exc.status,
+            method=exc.method,
+            path=exc.path,
+            detail=exc.detail,
+        )
+    return exc
+
+
+def _rank_denied(exc: TrackerError) -> TrackerError:
+    if isinstance(exc, PermissionDenied):
+        return PermissionDenied(
+            f"{exc}; ranking needs Schedule issues and Edit issues in the issue's project",
+            status=exc.status,
+            method=exc.method,
+            path=exc.path,
+            detail=exc.detail,
+        )
+    return exc

@@ -1,0 +1,231 @@
+"""The Prefect flows: one per step (`sync_source`, `rollup`, `writeback`, `report`) and
+`portfolio_run`, which calls them in order. They orchestrate only: every rule lives in the plain
+functions they call (flows/sync.py, warehouse/analytics.py, flows/writeback.py, flows/report.py).
+
+Parameters are plain values (a config path, flags), so the same flows run from `lpm run`, from a
+deployment on a Prefect server (prefect.yaml) and in tests. Each flow reads the config and opens
+the warehouse itself: a worker on another machine needs nothing but the config file.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    update_progress_artifact,
+)
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import TaskRunContext
+from prefect.tasks import Task, exponential_backoff
+from sqlalchemy import Engine
+
+from connectors.http import is_transient
+from flows import redaction
+from flows.sync import SyncFailed, SyncResult, sync_source
+from mapping.config import LpmConfig, load_config
+from warehouse.analytics import AnalyticsSummary, compute_analytics
+from warehouse.db import open_warehouse
+
+redaction.install()
+
+
+def transient_only(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
+    """Prefect retry condition: retry network faults and 429/5xx, never a 4xx or a bad config."""
+    try:
+        state.result()
+    except SyncFailed as failure:
+        return is_transient(failure.cause)
+    except Exception as exc:
+        return is_transient(exc)
+    return False
+
+
+def _open(config_path: str, *, require_secrets: bool = False) -> tuple[LpmConfig, Engine]:
+    config = load_config(config_path, require_secrets=require_secrets)
+    return config, open_warehouse(config.warehouse_url())
+
+
+class _SyncProgress:
+    """Mirrors a sync into a Prefect progress artifact, at most once a second."""
+
+    def __init__(self, source: str) -> None:
+        self.artifact: UUID | None = None
+        self.last = 0.0
+        if TaskRunContext.get() is not None:
+            key = f"sync-{source}".lower().replace("_", "-").replace(".", "-")
+            created = create_progress_artifact(
+                0.0, key=key, description=f"Share of {source}'s items fetched"
+            )
+            self.artifact = created if isinstance(created, UUID) else None
+
+    def __call__(self, result: SyncResult) -> None:
+        now = time.monotonic()
+        if self.artifact is None or not result.expected or now - self.last < 1:
+            return
+        self.last = now
+        update_progress_artifact(
+            self.artifact, min(100.0, 100.0 * result.fetched / result.expected)
+        )
+
+
+@task(
+    name="sync-source-pages",
+    retries=4,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=transient_only,
+)
+def sync_source_task(config_path: str, source: str, full: bool = False) -> dict[str, Any]:
+    """One source's sync; a retry resumes from the last committed page (the run's cursor)."""
+    config, engine = _open(config_path, require_secrets=True)
+    try:
+        progress = _SyncProgress(source)
+        result = sync_source(config, source, engine, full=full, progress=progress)
+    finally:
+        engine.dispose()
+    return asdict(result)
+
+
+@flow(name="sync_source", log_prints=True)
+def sync_source_flow(
+    config_path: str = "lpm.yaml", source: str = "", full: bool = False
+) -> dict[str, Any]:
+    """Sync one source (incremental, or `full` with the delete reconcile)."""
+    counts = sync_source_task(config_path, source, full)
+    get_run_logger().info(
+        "%s: fetched %s, new %s, changed %s, unchanged %s, deleted %s, quarantined %s",
+        source,
+        counts["fetched"],
+        counts["inserted"],
+        counts["updated"],
+        counts["unchanged"],
+        counts["deleted"],
+        counts["quarantined"],
+    )
+    return counts
+
+
+@flow(name="rollup")
+def rollup_flow(config_path: str = "lpm.yaml") -> dict[str, Any]:
+    """Recompute roll-ups, WSJF ranks, health, guardrails, flow metrics and forecasts."""
+    config, engine = _open(config_path)
+    try:
+        summary = compute_analytics(engine, config.portfolio, now=datetime.now(UTC))
+    finally:
+        engine.dispose()
+    return _analytics_dict(summary)
+
+
+def _analytics_dict(summary: AnalyticsSummary) -> dict[str, Any]:
+    result = asdict(summary)
+    result["computed_at"] = summary.computed_at.isoformat()
+    return result
+
+
+@flow(name="writeback")
+def writeback_flow(
+    config_path: str = "lpm.yaml", apply: bool | None = None, force: bool = False
+) -> dict[str, Any]:
+    """Plan the write-back; apply it where `apply` (default: each source's `writeback.apply`)."""
+    from flows.writeback import apply_writeback, plan_writeback
+
+    config, engine = _open(config_path, require_secrets=True)
+    try:
+        plan = plan_writeback(config, engine, force=force)
+        if apply is False:
+            return {"planned": len(plan.writes), "conflicts": len(plan.conflicts)}
+        result = apply_writeback(config, engine, plan, force=force, only_configured=apply is None)
+    finally:
+        engine.dispose()
+    return result.counts()
+
+
+@flow(name="rollup_and_writeback")
+def rollup_and_writeback(
+    config_path: str = "lpm.yaml", apply: bool | None = None
+) -> dict[str, Any]:
+    """What runs after every sync: fresh analytics, then the write-back they call for."""
+    return {
+        "analytics": rollup_flow(config_path),
+        "writeback": writeback_flow(config_path, apply=apply),
+    }
+
+
+@flow(name="report")
+def report_flow(config_path: str = "lpm.yaml", out_dir: str = "lpm-report") -> str:
+    """Write portfolio.html with its CSV/JSON tables; publish the summary as artifacts."""
+    from flows.report import publish_artifacts, write_report
+
+    config, engine = _open(config_path)
+    try:
+        result = write_report(engine, config, Path(out_dir))
+    finally:
+        engine.dispose()
+    publish_artifacts(result)
+    return str(Path(result.html).resolve())
+
+
+@flow(name="portfolio_run", log_prints=True)
+def portfolio_run(
+    config_path: str = "lpm.yaml",
+    full: bool = False,
+    apply: bool | None = None,
+    report_dir: str = "lpm-report",
+) -> dict[str, Any]:
+    """The whole pipeline: sync every source, roll up, write back (as configured), report.
+
+    A source whose sync fails does not stop the others; the run ends Failed only after the
+    remaining steps ran on what was synced, so the report still shows the failure.
+    """
+    config = load_config(config_path, require_secrets=True)
+    synced: dict[str, dict[str, Any]] = {}
+    failures: dict[str, str] = {}
+    for source in config.sources:
+        try:
+            synced[source.name] = sync_source_flow(config_path, source.name, full)
+        except Exception as exc:
+            failures[source.name] = redaction.redact(str(exc))
+    analytics = rollup_flow(config_path)
+    writeback = writeback_flow(config_path, apply=apply)
+    report = report_flow(config_path, report_dir)
+    summary = {
+        "synced": synced,
+        "failed": failures,
+        "analytics": analytics,
+        "writeback": writeback,
+        "report": report,
+    }
+    create_markdown_artifact(_run_summary(summary), key="portfolio-run-summary")
+    if failures:
+        raise RuntimeError("; ".join(f"{name}: {error}" for name, error in failures.items()))
+    return summary
+
+
+def _run_summary(summary: dict[str, Any]) -> str:
+    lines = ["# Portfolio run", "", "| source | fetched | new | changed | deleted | quarantined |"]
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for name, counts in summary["synced"].items():
+        lines.append(
+            f"| {name} | {counts['fetched']} | {counts['inserted']} | {counts['updated']} | "
+            f"{counts['deleted']} | {counts['quarantined']} |"
+        )
+    for name, error in summary["failed"].items():
+        lines.append(f"| {name} | failed: {error} | | | | |")
+    analytics = summary["analytics"]
+    lines += [
+        "",
+        f"Roll-ups: {analytics['rolled_up']} items, {analytics['ranked']} ranked, "
+        f"health {analytics['health']}, cycles {analytics['cycles']}, "
+        f"orphans {analytics['orphans']}.",
+        f"Write-back: {summary['writeback']}.",
+        f"Report: {summary['report']}",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""`lpm sandbox serve`: run a fake tracker until Ctrl-C / SIGTERM.
+
+Prints the URL and credentials as `NAME=value` lines (ready for `set -a; source`), then the
+lpm.yaml source entry as a JSON comment line, then serves.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from enum import StrEnum
+from typing import Annotated
+
+import orjson
+import typer
+
+from sandbox.server import Sandbox
+
+app = typer.Typer(
+    help="Fake Jira / Azure DevOps servers serving a generated SAFe portfolio, for demos, "
+    "integration tests and benchmarks.",
+    no_args_is_help=True,
+)
+
+
+class KindOption(StrEnum):
+    jira = "jira"
+    azure_devops = "azure_devops"
+
+
+class DeploymentOption(StrEnum):
+    cloud = "cloud"
+    datacenter = "datacenter"
+
+
+@app.callback()
+def main() -> None:
+    """Fake trackers for lpm-sync."""
+
+
+@app.command()
+def serve(
+    kind: Annotated[KindOption, typer.Option(help="Tracker to fake.")] = KindOption.jira,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 picks a free one).")] = 0,
+    items: Annotated[int, typer.Option(help="Portfolio size, 100..1,000,000.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Generator seed: same seed, same portfolio.")] = 0,
+    fault_rate: Annotated[float, typer.Option(help="Share of calls failing 500/503.")] = 0.0,
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Requests per second before 429s.")
+    ] = None,
+    latency: Annotated[float, typer.Option(help="Milliseconds added to every call.")] = 0.0,
+    drop_rate: Annotated[float, typer.Option(help="Share of calls cut off mid-body.")] = 0.0,
+    deployment: Annotated[
+        DeploymentOption, typer.Option(help="Jira Cloud or Data Center.")
+    ] = DeploymentOption.cloud,
+    mutate_every: Annotated[
+        float | None, typer.Option(help="Seconds between simulated human edits.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Source name for the config and env var names.")
+    ] = None,
+) -> None:
+    """Serve a fake tracker until interrupted."""
+    if not 100 <= items <= 1_000_000:
+        typer.echo("--items must be between 100 and 1,000,000", err=True)
+        raise typer.Exit(2)
+    sandbox = Sandbox(
+        kind.value,
+        items=items,
+        seed=seed,
+        port=port,
+        fault_rate=fault_rate,
+        rate_limit=rate_limit,
+        latency_ms=latency,
+        drop_rate=drop_rate,
+        deployment=deployment.value,
+    )
+    stop = threading.Event()
+
+    def _stop(*_: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with sandbox:
+        source = sandbox.source_config(name)
+        lines = [f"LPM_SANDBOX_URL={sandbox.url}", f"LPM_SANDBOX_KIND={sandbox.kind}"]
+        lines += [f"{k}={v}" for k, v in sandbox.env(source["name"]).items()]
+        lines.append("# source: " + orjson.dumps(source).decode())
+        typer.echo("\n".join(lines))
+        sys.stdout.flush()
+        if mutate_every:
+            sandbox.mutator.start(mutate_every)
+        while not stop.wait(0.5):
+            pass

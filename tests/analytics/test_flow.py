@@ -1,0 +1,81 @@
+"""Flow metrics from histories that do not start in "To Do", and work that was reopened."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from tests.analytics.builders import item, load, moves, rows
+from tests.analytics.test_reference_portfolio import NOW, PORTFOLIO, at
+from warehouse import models
+from warehouse.analytics import compute_analytics
+
+
+def test_items_created_in_progress_and_reopened(engine: Engine) -> None:
+    """Three stories of ART 1 (PI 1 ends 09-24, so its load is taken 09-25 00:00).
+
+    A: created 10-06 already In Progress, Done 10-09: flow 3 d, all of it active.
+    B: created 09-20 In Progress, Done 10-08: in doing at PI 1's end; flow 18 d, active 18 d.
+    C: In Progress 09-10, Done 09-15, reopened In Progress 09-20, Blocked 09-22, In Progress
+       09-24, Done 10-06: in doing at PI 1's end; flow 09-10 -> 10-06 = 26 d; In Progress
+       5 + 2 + 12 = 19 d, Blocked 2 d.
+    PI 2 (all three completed): times 3, 18, 26 -> median 18, 85th at rank 1 + 0.85 * 2 = 2.7:
+    18 + 0.7 * 8 = 23.6 d; active 3 + 18 + 19 = 40 d, waiting 2 d: efficiency 40/42.
+    """
+    started = {"start": "In Progress"}
+    load(
+        engine,
+        "jira",
+        [
+            item("F", "feature", "done", art="ART 1"),
+            item(
+                "A",
+                "story",
+                "done",
+                parent_external_id="F",
+                created_at=at(10, 6),
+                history=moves((at(10, 9), "Done"), **started),
+            ),
+            item(
+                "B",
+                "story",
+                "done",
+                parent_external_id="F",
+                created_at=at(9, 20),
+                history=moves((at(10, 8), "Done"), **started),
+            ),
+            item(
+                "C",
+                "story",
+                "done",
+                parent_external_id="F",
+                created_at=at(9, 1),
+                history=moves(
+                    (at(9, 10), "In Progress"),
+                    (at(9, 15), "Done"),
+                    (at(9, 20), "In Progress"),
+                    (at(9, 22), "Blocked"),
+                    (at(9, 24), "In Progress"),
+                    (at(10, 6), "Done"),
+                ),
+            ),
+        ],
+    )
+    compute_analytics(engine, PORTFOLIO, now=NOW)
+    found = {
+        (row["increment"], row["level"]): (
+            row["completed_items"],
+            row["flow_time_items"],
+            row["flow_time_p50"],
+            row["flow_time_p85"],
+            row["wip"],
+            row["active_days"],
+            row["waiting_days"],
+            row["efficiency"],
+        )
+        for row in rows(engine, models.FlowMetric)
+        if row["art"] == "ART 1"
+    }
+    assert found == {
+        ("PI 1", "story"): (0, 0, None, None, 2, None, None, None),
+        ("PI 2", "story"): (3, 3, 18.0, 23.6, 0, 40.0, 2.0, 40 / 42),
+    }

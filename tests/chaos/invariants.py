@@ -1,0 +1,425 @@
+"""What must hold after any number of faulty, concurrent, killed runs — each from its own source.
+
+Ground truth, the changelog and who made each change come from the sandbox trackers (their own
+records of every edit: `Portfolio.history`, with the author of each entry; lpm-sync's API user is
+author 0). Duplicates are counted by SQL GROUP BY. The warehouse and the `writeback` ledger are
+only ever compared against those, never against themselves.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from mapping.writeback import RANK, as_text, same
+from sandbox.jira_api import API_USER
+from sandbox.portfolio import ChangeEntry, Portfolio
+from sandbox.server import Sandbox
+from warehouse import models
+
+OWNED_VALUES = ("wsjf", "health", "progress")
+"""Fields lpm-sync writes (sandbox attribute names equal the write-back field names)."""
+SLACK_MS = 50
+"""Clock slack between the warehouse's timestamps and the sandbox's (same machine)."""
+TRUTH_FIELDS = ("key", "level", "item_type", "title", "status", "status_category")
+
+
+@dataclass
+class Findings:
+    """Counts of what was checked and every violation found (none: all invariants hold)."""
+
+    items: int = 0
+    objectives: int = 0
+    deleted: int = 0
+    transitions_checked: int = 0
+    human_edits: int = 0
+    human_edits_to_owned_fields: int = 0
+    lpm_writes: int = 0
+    rank_moves: int = 0
+    conflicts_recorded: int = 0
+    aba_restores: int = 0
+    same_value_races: int = 0
+    """`applied` rows whose write changed nothing because a person had just set the very same
+    value (between lpm-sync's read and its write): the tracker records no write of lpm-sync."""
+    """Human edits that put back exactly the value lpm-sync had written: indistinguishable from
+    no edit by value, so lpm-sync may write over them (not an overwrite of a person's value)."""
+    violations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, kind: str, problem: str) -> None:
+        self.violations[kind].append(problem)
+
+    def count(self, *kinds: str) -> int:
+        return sum(len(self.violations.get(kind, [])) for kind in kinds)
+
+    @property
+    def lost(self) -> int:
+        return self.count(
+            "missing item", "stale item", "missing transition", "write without ledger row"
+        )
+
+    @property
+    def duplicated(self) -> int:
+        return self.count("duplicate row", "duplicated transition")
+
+    @property
+    def overwritten(self) -> int:
+        return self.count("human edit overwritten")
+
+    @property
+    def ok(self) -> bool:
+        return not any(self.violations.values())
+
+    def summary(self, limit: int = 8) -> str:
+        lines = []
+        for kind, problems in sorted(self.violations.items()):
+            if problems:
+                lines.append(f"{kind}: {len(problems)}")
+                lines += [f"  {problem}" for problem in problems[:limit]]
+        return "\n".join(lines) or "all invariants hold"
+
+
+def check(engine: Engine, sandboxes: Mapping[str, Sandbox]) -> Findings:
+    """Every invariant over every source; `sandboxes` maps source name -> its sandbox."""
+    findings = Findings()
+    _duplicates(engine, findings)
+    _sync_runs(engine, findings)
+    for name, sandbox in sandboxes.items():
+        source_id = _source_id(engine, name)
+        if source_id is None:
+            findings.add("missing item", f"{name}: the source was never synced")
+            continue
+        with sandbox.portfolio.lock:
+            histories = {
+                sandbox.portfolio.external_id(i): sandbox.portfolio.history(i)
+                for i in range(sandbox.portfolio.n)
+            }
+        _ground_truth(engine, name, source_id, sandbox, findings)
+        _history(engine, name, source_id, sandbox, histories, findings)
+        _writes(engine, name, source_id, sandbox.portfolio, histories, findings)
+    return findings
+
+
+def _source_id(engine: Engine, name: str) -> int | None:
+    table = models.Source.__table__
+    with engine.connect() as conn:
+        found: int | None = conn.execute(
+            select(table.c.id).where(table.c.name == name)
+        ).scalar_one_or_none()
+    return found
+
+
+# --- rows -------------------------------------------------------------------------------------
+
+
+def _duplicates(engine: Engine, findings: Findings) -> None:
+    keys: list[tuple[Any, tuple[str, ...]]] = [
+        (models.WorkItem.__table__, ("source_id", "external_id")),
+        (models.Objective.__table__, ("source_id", "external_id")),
+        (models.WorkItemHistory.__table__, ("work_item_id", "change_id", "field")),
+        (models.Writeback.__table__, ("run_id", "work_item_id", "field")),
+        (models.Quarantine.__table__, ("sync_run_id", "external_id")),
+    ]
+    with engine.connect() as conn:
+        for table, columns in keys:
+            group = [table.c[name] for name in columns]
+            rows = conn.execute(
+                select(*group, func.count().label("n")).group_by(*group).having(func.count() > 1)
+            ).all()
+            for row in rows:
+                findings.add("duplicate row", f"{table.name} {tuple(row)[:-1]}: {row.n} rows")
+
+
+def _sync_runs(engine: Engine, findings: Findings) -> None:
+    """The `sync_run` ledger: every run settled, its counters adding up to the rows it wrote."""
+    run = models.SyncRun.__table__
+    item, objective = models.WorkItem.__table__, models.Objective.__table__
+    with engine.connect() as conn:
+        runs = conn.execute(select(run)).all()
+        rows: Counter[int] = Counter()
+        deleted: Counter[int] = Counter()
+        for table in (item, objective):
+            for source_id, total, gone in conn.execute(
+                select(
+                    table.c.source_id,
+                    func.count(),
+                    func.count(table.c.deleted_at),
+                ).group_by(table.c.source_id)
+            ):
+                rows[source_id] += total
+                deleted[source_id] += gone
+    inserted: Counter[int] = Counter()
+    reconciled: Counter[int] = Counter()
+    for r in runs:
+        inserted[r.source_id] += r.inserted
+        reconciled[r.source_id] += r.deleted
+        if r.status not in ("succeeded", "failed", "abandoned"):
+            findings.add("sync_run ledger", f"run {r.id} left {r.status!r}")
+        if r.finished_at is None:
+            findings.add("sync_run ledger", f"run {r.id} ({r.status}) has no finished_at")
+        if r.status == "succeeded" and r.watermark is None:
+            findings.add("sync_run ledger", f"run {r.id} succeeded without a watermark")
+        if r.fetched < r.inserted + r.updated + r.unchanged + r.quarantined:
+            findings.add("sync_run ledger", f"run {r.id}: counters exceed fetched ({r.fetched})")
+    for source_id, total in rows.items():
+        if inserted[source_id] != total:
+            findings.add(
+                "sync_run ledger",
+                f"source {source_id}: runs say {inserted[source_id]} inserted, {total} rows exist",
+            )
+        if reconciled[source_id] != deleted[source_id]:
+            findings.add(
+                "sync_run ledger",
+                f"source {source_id}: runs say {reconciled[source_id]} deleted, "
+                f"{deleted[source_id]} rows are",
+            )
+
+
+def _ground_truth(
+    engine: Engine, name: str, source_id: int, sandbox: Sandbox, findings: Findings
+) -> None:
+    """Items, levels, statuses, parents and deleted flags equal the tracker's."""
+    item, objective = models.WorkItem.__table__, models.Objective.__table__
+    with engine.connect() as conn:
+        items = {
+            r.external_id: r
+            for r in conn.execute(select(item).where(item.c.source_id == source_id))
+        }
+        objectives = {
+            r.external_id: r
+            for r in conn.execute(select(objective).where(objective.c.source_id == source_id))
+        }
+    expected: set[str] = set()
+    for truth in sandbox.ground_truth():
+        rows = objectives if truth.objective else items
+        row = rows.get(truth.external_id)
+        live = row is not None and row.deleted_at is None
+        if truth.deleted or (truth.level is None and not truth.objective):
+            if live:
+                findings.add("phantom item", f"{name} {truth.key}: deleted in the tracker, live")
+            elif truth.deleted:
+                findings.deleted += 1
+            continue
+        expected.add(truth.external_id)
+        if not live:
+            findings.add(
+                "missing item", f"{name} {truth.key}: {'deleted' if row else 'absent'} in warehouse"
+            )
+            continue
+        if truth.objective:
+            findings.objectives += 1
+            continue
+        findings.items += 1
+        for attr in TRUTH_FIELDS:
+            want, got = getattr(truth, attr), getattr(row, attr)
+            if want != got:
+                findings.add(
+                    "stale item", f"{name} {truth.key}.{attr}: {got!r} != tracker {want!r}"
+                )
+        if row.parent_external_id != truth.parent_external_id:
+            findings.add(
+                "stale item",
+                f"{name} {truth.key}.parent: {row.parent_external_id!r} != "
+                f"tracker {truth.parent_external_id!r}",
+            )
+        parent_row = items.get(truth.parent_external_id or "")
+        if truth.parent_external_id and (parent_row is None or row.parent_id != parent_row.id):
+            findings.add("stale item", f"{name} {truth.key}: parent_id not linked to its parent")
+    for external_id, row in [*items.items(), *objectives.items()]:
+        if row.deleted_at is None and external_id not in expected:
+            findings.add("phantom item", f"{name} {external_id}: live, not in the tracker")
+
+
+# --- history ----------------------------------------------------------------------------------
+
+
+def _transitions(
+    portfolio: Portfolio, entries: Iterable[ChangeEntry]
+) -> list[tuple[int, str, str]]:
+    statuses = portfolio.process.statuses
+    return [
+        (entry.at, statuses[change.old].name, statuses[change.new].name)
+        for entry in entries
+        for change in entry.items
+        if change.attr == "status"
+    ]
+
+
+def _history(
+    engine: Engine,
+    name: str,
+    source_id: int,
+    sandbox: Sandbox,
+    histories: Mapping[str, list[ChangeEntry]],
+    findings: Findings,
+) -> None:
+    """Every status transition of the tracker's changelog is in work_item_history once.
+
+    Azure DevOps items bring their updates on every fetch, so every item's whole history is
+    required. A Jira full sync reads no changelog (incremental syncs do), so there the items
+    changed since the first sync are required: each was fetched incrementally with its changelog.
+    Rows that match no tracker transition are reported as invented.
+    """
+    history, item = models.WorkItemHistory.__table__, models.WorkItem.__table__
+    run = models.SyncRun.__table__
+    with engine.connect() as conn:
+        first: datetime | None = conn.execute(
+            select(func.min(run.c.started_at)).where(run.c.source_id == source_id)
+        ).scalar()
+        stored: dict[str, Counter[tuple[int, str | None, str | None]]] = defaultdict(Counter)
+        for row in conn.execute(
+            select(
+                item.c.external_id, history.c.changed_at, history.c.from_value, history.c.to_value
+            )
+            .join(item, item.c.id == history.c.work_item_id)
+            .where(item.c.source_id == source_id, history.c.field == "status")
+        ):
+            stored[row.external_id][(_ms(row.changed_at), row.from_value, row.to_value)] += 1
+        live = set(
+            conn.execute(
+                select(item.c.external_id).where(
+                    item.c.source_id == source_id, item.c.deleted_at.is_(None)
+                )
+            ).scalars()
+        )
+    since = _ms(first) if first is not None else 0
+    portfolio = sandbox.portfolio
+    for external_id, entries in histories.items():
+        if external_id not in live:
+            continue
+        tracker = Counter(_transitions(portfolio, entries))
+        required = sandbox.kind == "azure_devops" or any(e.at >= since for e in entries)
+        found = stored.get(external_id, Counter())
+        for transition, times in tracker.items():
+            got = found.get(transition, 0)
+            if required:
+                findings.transitions_checked += times
+                if got < times:
+                    findings.add("missing transition", f"{name} {external_id}: {transition}")
+            if got > times:
+                findings.add("duplicated transition", f"{name} {external_id}: {transition} x{got}")
+        for transition, got in found.items():
+            if transition not in tracker:
+                findings.add("invented transition", f"{name} {external_id}: {transition} x{got}")
+
+
+def _ms(value: datetime) -> int:
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return round(aware.timestamp() * 1000)
+
+
+# --- write-back -------------------------------------------------------------------------------
+
+
+def _writes(
+    engine: Engine,
+    name: str,
+    source_id: int,
+    portfolio: Portfolio,
+    histories: Mapping[str, list[ChangeEntry]],
+    findings: Findings,
+) -> None:
+    """Human edits survive; every tracker write of lpm-sync has exactly one `applied` row."""
+    ledger, item = models.Writeback.__table__, models.WorkItem.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(
+                item.c.external_id,
+                ledger.c.field,
+                ledger.c.status,
+                ledger.c.tracker_value,
+                ledger.c.new_value,
+                ledger.c.run_id,
+                ledger.c.planned_at,
+                ledger.c.applied_at,
+            )
+            .join(item, item.c.id == ledger.c.work_item_id)
+            .where(item.c.source_id == source_id)
+        ).all()
+    applied: Counter[tuple[str, str, str | None]] = Counter()
+    windows: dict[tuple[str, str, str | None], list[tuple[int, int]]] = defaultdict(list)
+    applied_ranks: Counter[str] = Counter()
+    conflicts: set[tuple[str, str]] = set()
+    for row in rows:
+        if row.status == "planned":
+            findings.add(
+                "unsettled ledger row",
+                f"{name} {row.external_id}.{row.field} run {row.run_id} still planned",
+            )
+        if row.status == "skipped_conflict":
+            conflicts.add((row.external_id, row.field))
+        if row.status != "applied":
+            continue
+        if row.field == RANK:
+            applied_ranks[row.external_id] += 1
+        elif not same(row.field, row.tracker_value, row.new_value):
+            key = (row.external_id, row.field, _canonical(row.field, row.new_value))
+            applied[key] += 1
+            windows[key].append((_ms(row.planned_at), _ms(row.applied_at)))
+    findings.conflicts_recorded += len(conflicts)
+    written: Counter[tuple[str, str, str | None]] = Counter()
+    set_by_people: dict[tuple[str, str, str | None], list[int]] = defaultdict(list)
+    ranked: Counter[str] = Counter()
+    for external_id, entries in histories.items():
+        last_written: dict[str, str | None] = {}
+        humans_since: dict[str, bool] = {}
+        set_at: dict[str, int] = {}
+        for entry in entries:
+            for change in entry.items:
+                if change.attr == RANK and entry.author == API_USER:
+                    ranked[external_id] += 1
+                if change.attr not in OWNED_VALUES:
+                    continue
+                old = _canonical(change.attr, change.old)
+                new = _canonical(change.attr, change.new)
+                if entry.author != API_USER:
+                    set_by_people[(external_id, change.attr, new)].append(entry.at)
+                    findings.human_edits_to_owned_fields += 1
+                    humans_since[change.attr] = True
+                    set_at[change.attr] = entry.at
+                    continue
+                findings.lpm_writes += 1
+                written[(external_id, change.attr, new)] += 1
+                ours = last_written.get(change.attr)
+                if old is not None and not same(change.attr, old, ours):
+                    findings.add(
+                        "human edit overwritten",
+                        f"{name} {external_id}.{change.attr}: {old!r} (not lpm-sync's "
+                        f"{ours!r}) overwritten with {new!r} "
+                        f"{entry.at - set_at.get(change.attr, 0)} ms after a person set it",
+                    )
+                elif old is not None and humans_since.get(change.attr):
+                    findings.aba_restores += 1
+                last_written[change.attr] = new
+                humans_since[change.attr] = False
+    findings.human_edits += sum(
+        1 for entries in histories.values() for e in entries if e.author != API_USER
+    )
+    findings.rank_moves += sum(ranked.values())
+    for key, times in (written - applied).items():
+        findings.add("write without ledger row", f"{name} {key}: {times} tracker write(s)")
+    for key, times in (applied - written).items():
+        raced = [
+            (start, end)
+            for start, end in windows[key]
+            if any(start - SLACK_MS <= at <= end + SLACK_MS for at in set_by_people[key])
+        ]
+        findings.same_value_races += min(times, len(raced))
+        if times > len(raced):
+            findings.add("ledger row without write", f"{name} {key}: {times} applied row(s)")
+    for external_id in set(ranked) | set(applied_ranks):
+        if ranked[external_id] != applied_ranks[external_id]:
+            findings.add(
+                "rank moves vs ledger",
+                f"{name} {external_id}: {ranked[external_id]} tracker rank change(s), "
+                f"{applied_ranks[external_id]} applied rank row(s)",
+            )
+
+
+def _canonical(field_name: str, value: Any) -> str | None:
+    text = as_text(field_name, value)
+    return text.casefold() if text is not None and field_name == "health" else text

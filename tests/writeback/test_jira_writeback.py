@@ -1,0 +1,210 @@
+"""Write-back against the Jira sandbox over HTTP: plan, apply, loop prevention, conflicts, rank."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from flows.writeback import apply_writeback, plan_writeback
+from mapping.rank import longest_increasing_run
+from mapping.writeback import RANK, as_text, same
+from sandbox.server import Sandbox, serve
+from tests.writeback.helpers import (
+    api_writes,
+    jira_snapshot,
+    person_sets,
+    refresh,
+    sandbox_config,
+)
+from warehouse.db import open_warehouse
+from warehouse.writeback import ledger_rows
+
+pytestmark = pytest.mark.integration
+
+FIELDS_OFF = {"wsjf": None, "health": None, "progress": None}
+
+
+def field_ids(sandbox: Sandbox, *names: str) -> set[str]:
+    catalogue = requests.get(
+        f"{sandbox.url}/rest/api/3/field", auth=(sandbox.email, sandbox.token), timeout=30
+    ).json()
+    return {f["id"] for f in catalogue if f["name"] in names}
+
+
+def tracker_value(sandbox: Sandbox, external_id: str, field: str) -> str | None:
+    truth = {t.external_id: t for t in sandbox.ground_truth()}
+    return as_text(field, getattr(truth[external_id], field))
+
+
+def test_apply_writes_the_plan_touches_nothing_else_and_then_plans_nothing(
+    tmp_path: Path,
+) -> None:
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    with serve("jira", items=1500, seed=21) as sandbox:
+        config = sandbox_config(sandbox, "jira", rank=False, first_write="overwrite")
+        refresh(config, engine, full=True)
+        plan = plan_writeback(config, engine)
+        assert len(plan.writes) > 50 and not plan.conflicts
+        assert {c.field for c in plan.changes} == {"wsjf", "health", "progress"}
+        before = jira_snapshot(sandbox)
+        result = apply_writeback(config, engine, plan)
+        assert result.counts() == {"applied": len(plan.changes), "skipped_conflict": 0, "failed": 0}
+        assert result.clean and result.notices == set()
+        after = jira_snapshot(sandbox)
+
+        owned = field_ids(sandbox, "WSJF", "Portfolio Health", "Portfolio Progress")
+        assert len(owned) == 3
+        written = {c.external_id for c in plan.changes}
+        assert before.keys() == after.keys()
+        for issue_id, issue in before.items():
+            if issue_id not in written:
+                assert after[issue_id] == issue, f"issue {issue_id} was not in the plan"
+                continue
+            untouched = owned | {"updated"}
+            old = {k: v for k, v in issue["fields"].items() if k not in untouched}
+            new = {k: v for k, v in after[issue_id]["fields"].items() if k not in untouched}
+            assert new == old and {**issue, "fields": {}} == {**after[issue_id], "fields": {}}
+        truth = {t.external_id: t for t in sandbox.ground_truth()}
+        for change in plan.changes:
+            now = as_text(change.field, getattr(truth[change.external_id], change.field))
+            assert same(change.field, now, change.new_value), change
+        # One edit per item, every owned field of it in the same edit.
+        for external_id in written:
+            assert len(api_writes(sandbox, external_id)) == 1
+        assert result.calls["jira"].field_writes == len(written)
+        rows = ledger_rows(engine, plan.run_id)
+        assert {r.status for r in rows} == {"applied"} and all(r.applied_at for r in rows)
+
+        # Right after, before any sync: nothing to do, and nothing is called.
+        requests_before = sandbox.stats()["requests"]
+        again = plan_writeback(config, engine)
+        assert again.changes == []
+        assert apply_writeback(config, engine, again).write_calls == 0
+        assert sandbox.stats()["requests"] == requests_before
+        # Our writes come back with the next sync: still nothing.
+        refresh(config, engine)
+        assert plan_writeback(config, engine).changes == []
+
+
+def test_a_persons_edit_between_runs_is_skipped_and_survives_unless_forced(
+    tmp_path: Path,
+) -> None:
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    with serve("jira", items=1200, seed=22) as sandbox:
+        config = sandbox_config(sandbox, "jira", rank=False, first_write="overwrite")
+        refresh(config, engine, full=True)
+        first = plan_writeback(config, engine)
+        assert apply_writeback(config, engine, first).clean
+        target = next(c for c in first.changes if c.field == "wsjf")
+        person_sets(sandbox, target.external_id, "wsjf", 42.0)
+        refresh(config, engine)
+
+        plan = plan_writeback(config, engine)
+        assert [(c.key, c.field, c.outcome.value) for c in plan.changes] == [
+            (target.key, "wsjf", "conflict")
+        ]
+        assert plan.changes[0].tracker_value == "42"
+        assert plan.changes[0].last_value == target.new_value
+        result = apply_writeback(config, engine, plan)
+        assert result.counts()["skipped_conflict"] == 1 and not result.clean
+        assert result.write_calls == 0
+        assert tracker_value(sandbox, target.external_id, "wsjf") == "42"
+
+        forced = plan_writeback(config, engine, force=True)
+        assert apply_writeback(config, engine, forced, force=True).clean
+        assert tracker_value(sandbox, target.external_id, "wsjf") == target.new_value
+
+
+def test_an_edit_between_plan_and_apply_is_read_before_writing(tmp_path: Path) -> None:
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    with serve("jira", items=1200, seed=23) as sandbox:
+        config = sandbox_config(sandbox, "jira", rank=False)
+        refresh(config, engine, full=True)
+        plan = plan_writeback(config, engine)
+        empty = [c for c in plan.writes if c.field == "wsjf" and c.tracker_value is None]
+        changed, same_value, untouched = empty[0], empty[1], empty[2]
+        person_sets(sandbox, changed.external_id, "wsjf", 42.0)
+        person_sets(sandbox, same_value.external_id, "wsjf", float(same_value.new_value or 0))
+
+        result = apply_writeback(config, engine, plan)
+        outcome = {(r.key, r.field): r for r in result.results}
+        stale = outcome[(changed.key, "wsjf")]
+        assert stale.status == "skipped_conflict" and stale.tracker_value == "42"
+        assert stale.note and stale.note.startswith("changed since the plan")
+        assert tracker_value(sandbox, changed.external_id, "wsjf") == "42"
+        meanwhile = outcome[(same_value.key, "wsjf")]
+        assert meanwhile.status == "skipped_conflict"
+        assert meanwhile.note and "holds the planned value" in meanwhile.note
+        assert outcome[(untouched.key, "wsjf")].status == "applied"
+        assert not result.clean
+        # Nothing of the person's was written over: their item's only edits are theirs.
+        assert all("wsjf" not in w for w in api_writes(sandbox, changed.external_id))
+
+
+def test_429s_during_apply_are_waited_out_and_nothing_is_written_twice(tmp_path: Path) -> None:
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    with serve("jira", items=1000, seed=24) as sandbox:
+        config = sandbox_config(sandbox, "jira", rank=False, first_write="overwrite")
+        refresh(config, engine, full=True)
+        plan = plan_writeback(config, engine)
+        items = {c.external_id for c in plan.changes}
+        assert len(items) > 40
+        sandbox.set_faults(rate_limit=30)
+        result = apply_writeback(config, engine, plan)
+        sandbox.set_faults(rate_limit=None)
+        assert sandbox.stats()["injected"].get("429", 0) > 0
+        assert result.calls["jira"].http["throttled"] > 0
+        assert result.clean and result.counts()["applied"] == len(plan.changes)
+        for external_id in items:
+            assert len(api_writes(sandbox, external_id)) == 1
+        refresh(config, engine)
+        assert plan_writeback(config, engine).changes == []
+
+
+def wsjf_orders(plan: Any) -> list[list[str]]:
+    return [[item.external_id for item in scope.items] for scope in plan.sources[0].scopes]
+
+
+def tracker_order(sandbox: Sandbox, items: list[str]) -> list[str]:
+    ranks = {t.external_id: t.rank for t in sandbox.ground_truth()}
+    return sorted(items, key=ranks.__getitem__)
+
+
+def test_rank_moves_n_minus_lis_items_and_ends_in_wsjf_order(tmp_path: Path) -> None:
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    with serve("jira", items=2000, seed=25) as sandbox:
+        config = sandbox_config(sandbox, "jira", rank=True, **FIELDS_OFF)
+        refresh(config, engine, full=True)
+        plan = plan_writeback(config, engine)
+        orders = wsjf_orders(plan)
+        assert sum(len(order) for order in orders) > 20
+        expected = 0
+        for wanted in orders:
+            position = {item: i for i, item in enumerate(tracker_order(sandbox, wanted))}
+            expected += len(wanted) - len(longest_increasing_run([position[i] for i in wanted]))
+        assert expected > 0 and len(plan.writes) == expected
+        assert all(c.field == RANK for c in plan.changes)
+
+        result = apply_writeback(config, engine, plan)
+        assert result.clean and result.calls["jira"].moved_items == expected
+        assert result.calls["jira"].rank_calls <= expected
+        for wanted in orders:
+            assert tracker_order(sandbox, wanted) == wanted
+        assert plan_writeback(config, engine).changes == []
+        refresh(config, engine)
+        assert plan_writeback(config, engine).changes == []
+
+        # A person drags the lowest-WSJF item of the biggest scope to the top: it stays there.
+        wanted = max(orders, key=len)
+        person = wanted[-1]
+        p = sandbox.portfolio
+        p.set_rank(p.find(person), min(p.rank) - 1000.0, author=7)  # type: ignore[arg-type]
+        refresh(config, engine)
+        plan = plan_writeback(config, engine)
+        assert [(c.external_id, c.outcome.value) for c in plan.changes] == [(person, "conflict")]
+        result = apply_writeback(config, engine, plan)
+        assert result.counts()["skipped_conflict"] == 1 and result.write_calls == 0
+        assert tracker_order(sandbox, wanted)[0] == person

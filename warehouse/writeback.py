@@ -1,0 +1,574 @@
+"""Planning write-back from the warehouse, and the `writeback` ledger that audits it.
+
+One query per source brings, for every owned field of every live rolled-up item, the desired
+value (from `rollup`), the tracker's value (from `work_item.writeback_values`, as of the latest
+sync) and the value lpm-sync last wrote (the newest `applied` ledger row, by window function).
+When our write is newer than the item's last sync, the tracker holds what we wrote: that is the
+tracker value used, so a second run right after the first finds nothing to do. The rules that
+turn these three values into write / conflict / nothing are in mapping/writeback.py; rank
+scopes are ordered by mapping/rank.py.
+
+Ledger rows: an apply records one row per change of its plan before it sends anything
+(`planned`, or `skipped_conflict` for a conflict), then updates each in place to `applied`,
+`skipped_conflict` or `failed`, with `applied_at` the time the row was settled. A run killed in
+between leaves `planned` rows; the next plan settles them from what the next sync saw
+(`settle_leftovers`), so a write that landed counts as ours. For rank, `tracker_value` and
+`new_value` are the tracker's rank value (LexoRank or StackRank) before and after the move;
+`note` says why a change was planned and anything the tracker did otherwise than asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
+
+from mapping.rank import Move, plan_scope
+from mapping.writeback import (
+    RANK,
+    VALUE_FIELDS,
+    FirstWrite,
+    Outcome,
+    as_text,
+    decide,
+    desired_health,
+    desired_progress,
+    desired_wsjf,
+    rank_conflict,
+    same,
+)
+from warehouse import models
+from warehouse.models import table_of
+
+PLANNED = "planned"
+APPLIED = "applied"
+SKIPPED_CONFLICT = "skipped_conflict"
+FAILED = "failed"
+STATUSES = (PLANNED, APPLIED, SKIPPED_CONFLICT, FAILED)
+
+
+@dataclass(frozen=True)
+class PlannedChange:
+    """One owned field of one item that the plan writes, or would but for a person's edit."""
+
+    source: str
+    work_item_id: int
+    external_id: str
+    key: str
+    field: str
+    outcome: Outcome
+    reason: str
+    tracker_value: str | None
+    new_value: str | None
+    """Canonical text; for rank None (the tracker picks the new rank value)."""
+    last_value: str | None = None
+    written: bool = False
+    """Whether lpm-sync wrote this field of this item before (`last_value` is then its value)."""
+    rev: int | None = None
+    """Azure DevOps revision as synced (for `test /rev`); None on Jira."""
+    position: tuple[int, int] | None = None
+    """Rank only: (position now, position wanted), 1-based within the rank scope."""
+
+
+@dataclass(frozen=True)
+class RankItem:
+    work_item_id: int
+    external_id: str
+    key: str
+    wsjf_rank: int
+    last_value: str | None
+    written: bool
+
+
+@dataclass
+class RankScope:
+    """The ranked items of one source at one level in one WSJF rank scope (portfolio or ART)."""
+
+    level: str
+    scope: str
+    items: list[RankItem]
+    """In WSJF order."""
+    moves: list[Move] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    """Items a person moved since lpm-sync ranked them, left where they are."""
+
+    def plan(self, tracker: Mapping[str, str | None], *, force: bool) -> None:
+        """Moves and conflicts for the given tracker rank values (synced, or read just now)."""
+        claimed = set()
+        if not force:
+            claimed = {
+                item.external_id
+                for item in self.items
+                if rank_conflict(
+                    tracker=tracker.get(item.external_id),
+                    last=item.last_value,
+                    written=item.written,
+                )
+            }
+        self.moves, self.conflicts = plan_scope(
+            self.current(tracker), [item.external_id for item in self.items], claimed
+        )
+
+    def current(self, tracker: Mapping[str, str | None]) -> list[str]:
+        """Items with a rank value, in tracker order (smaller rank values first)."""
+        placed = [item for item in self.items if tracker.get(item.external_id) is not None]
+        return [
+            item.external_id
+            for item in sorted(placed, key=lambda item: rank_key(tracker[item.external_id]))
+        ]
+
+    def changes(self, source: str, tracker: Mapping[str, str | None]) -> list[PlannedChange]:
+        """One change per moved or conflicting item, in WSJF order."""
+        now = {item: index + 1 for index, item in enumerate(self.current(tracker))}
+        wanted = {item.external_id: index + 1 for index, item in enumerate(self.items)}
+        anchors = {item: move for move in self.moves for item in move.items}
+        conflicts = set(self.conflicts)
+        keys = {item.external_id: item.key for item in self.items}
+        out = []
+        for item in self.items:
+            move = anchors.get(item.external_id)
+            if move is None and item.external_id not in conflicts:
+                continue
+            if move is not None:
+                outcome = Outcome.write
+                anchor = move.before or move.after
+                where = "before" if move.before is not None else "after"
+                reason = f"WSJF order: {where} {keys.get(anchor or '', anchor)}"
+            else:
+                outcome = Outcome.conflict
+                reason = "moved in the tracker since lpm-sync ranked it"
+            out.append(
+                PlannedChange(
+                    source=source,
+                    work_item_id=item.work_item_id,
+                    external_id=item.external_id,
+                    key=item.key,
+                    field=RANK,
+                    outcome=outcome,
+                    reason=reason,
+                    tracker_value=tracker.get(item.external_id),
+                    new_value=None,
+                    last_value=item.last_value,
+                    written=item.written,
+                    position=(now.get(item.external_id, 0), wanted[item.external_id]),
+                )
+            )
+        return out
+
+
+@dataclass
+class SourcePlan:
+    source: str
+    source_id: int | None
+    changes: list[PlannedChange] = field(default_factory=list)
+    """Field changes and rank changes (rank last), in item order."""
+    scopes: list[RankScope] = field(default_factory=list)
+
+
+def rank_key(value: str | None) -> tuple[int, float, str]:
+    """Order of tracker rank values: numbers (StackRank) numerically, LexoRank as text."""
+    if value is None:
+        return (2, 0.0, "")
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def source_id_of(engine: Engine, name: str) -> int | None:
+    source = table_of(models.Source)
+    with engine.connect() as conn:
+        found: int | None = conn.execute(
+            select(source.c.id).where(source.c.name == name)
+        ).scalar_one_or_none()
+    return found
+
+
+def plan_source(
+    engine: Engine,
+    name: str,
+    *,
+    fields: Sequence[str],
+    rank: bool,
+    health_values: Mapping[str, str] | None = None,
+    first_write: FirstWrite = "empty",
+    force: bool = False,
+) -> SourcePlan:
+    """What write-back would change in one source; `fields` are the owned value fields."""
+    unknown = [f for f in fields if f not in VALUE_FIELDS]
+    if unknown:
+        raise ValueError(f"not a write-back field: {', '.join(unknown)}")
+    source_id = source_id_of(engine, name)
+    plan = SourcePlan(name, source_id)
+    owned = [*fields, *([RANK] if rank else [])]
+    if source_id is None or not owned:
+        return plan
+    scopes: dict[tuple[str, str], RankScope] = {}
+    tracker_ranks: dict[str, str | None] = {}
+    for row in _owned_values(engine, source_id, owned):
+        values: dict[str, Any] = row.writeback_values or {}
+        last = row.last_value
+        written = row.last_at is not None
+        ours_is_newer = written and row.synced_at is not None and row.last_at > row.synced_at
+        if row.field == RANK:
+            if row.rank is None or row.rank_scope is None:
+                continue
+            tracker = as_text(RANK, values.get(RANK, row.tracker_rank))
+            tracker_ranks[row.external_id] = last if ours_is_newer else tracker
+            scope = scopes.setdefault(
+                (row.level, row.rank_scope), RankScope(row.level, row.rank_scope, [])
+            )
+            scope.items.append(RankItem(row.id, row.external_id, row.key, row.rank, last, written))
+            continue
+        desired = _desired(row, health_values or {})
+        tracker = last if ours_is_newer else as_text(row.field, values.get(row.field))
+        decision = decide(
+            row.field,
+            desired=desired,
+            tracker=tracker,
+            last=last,
+            written=written,
+            first_write=first_write,
+            force=force,
+        )
+        if decision is None:
+            continue
+        rev = values.get("rev")
+        plan.changes.append(
+            PlannedChange(
+                source=name,
+                work_item_id=row.id,
+                external_id=row.external_id,
+                key=row.key,
+                field=row.field,
+                outcome=decision.outcome,
+                reason=decision.reason,
+                tracker_value=tracker,
+                new_value=desired,
+                last_value=last,
+                written=written,
+                rev=int(rev) if isinstance(rev, int | float) else None,
+            )
+        )
+    for (_level, _scope), scope in sorted(scopes.items()):
+        scope.items.sort(key=lambda item: (item.wsjf_rank, item.key))
+        scope.plan(tracker_ranks, force=force)
+        plan.scopes.append(scope)
+        plan.changes += scope.changes(name, tracker_ranks)
+    return plan
+
+
+def _desired(row: Any, health_values: Mapping[str, str]) -> str | None:
+    if row.field == "wsjf":
+        return desired_wsjf(row.wsjf)
+    if row.field == "progress":
+        return desired_progress(row.progress)
+    return desired_health(row.health, health_values)
+
+
+def _owned_values(engine: Engine, source_id: int, owned: Sequence[str]) -> list[Any]:
+    """Per live rolled-up item and owned field: roll-up, tracker values, our last write."""
+    ledger = table_of(models.Writeback)
+    item = table_of(models.WorkItem)
+    rollup = table_of(models.Rollup)
+    latest = (
+        select(
+            ledger.c.work_item_id,
+            ledger.c.field,
+            ledger.c.new_value,
+            ledger.c.applied_at,
+            func.row_number()
+            .over(
+                partition_by=(ledger.c.work_item_id, ledger.c.field),
+                order_by=(ledger.c.applied_at.desc(), ledger.c.id.desc()),
+            )
+            .label("newest"),
+        )
+        .join(item, item.c.id == ledger.c.work_item_id)
+        .where(ledger.c.status == APPLIED, item.c.source_id == source_id)
+        .subquery("latest")
+    )
+    last = select(latest).where(latest.c.newest == 1).subquery("last")
+    fields = union_all(
+        *(select(literal(name, String(16)).label("field")) for name in owned)
+    ).subquery("owned")
+    query = (
+        select(
+            item.c.id,
+            item.c.external_id,
+            item.c.key,
+            item.c.level,
+            item.c.synced_at,
+            item.c.writeback_values,
+            item.c.tracker_rank,
+            rollup.c.wsjf,
+            rollup.c.progress,
+            rollup.c.health,
+            rollup.c.rank,
+            rollup.c.rank_scope,
+            fields.c.field,
+            last.c.new_value.label("last_value"),
+            last.c.applied_at.label("last_at"),
+        )
+        .select_from(rollup)
+        .join(item, item.c.id == rollup.c.work_item_id)
+        .join(fields, true())
+        .outerjoin(last, and_(last.c.work_item_id == item.c.id, last.c.field == fields.c.field))
+        .where(item.c.source_id == source_id, item.c.deleted_at.is_(None))
+        .order_by(item.c.level, item.c.key, item.c.id, fields.c.field)
+    )
+    with engine.connect() as conn:
+        return list(conn.execute(query))
+
+
+# --- the ledger -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    """The state of one ledger row of a run (inserted, or updated in place when it exists)."""
+
+    work_item_id: int
+    field: str
+    status: str
+    tracker_value: str | None
+    new_value: str | None
+    note: str | None = None
+    error: str | None = None
+    applied_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown write-back status {self.status!r}")
+
+
+def record(engine: Engine, run_id: str, entries: Sequence[LedgerEntry], at: datetime) -> None:
+    """Insert or update the rows of `run_id` in one transaction (`at`: planned_at of new rows)."""
+    if not entries:
+        return
+    ledger = table_of(models.Writeback)
+    with engine.begin() as conn:
+        existing = {
+            (row.work_item_id, row.field)
+            for row in conn.execute(
+                select(ledger.c.work_item_id, ledger.c.field).where(ledger.c.run_id == run_id)
+            )
+        }
+        rows = [_row(entry) for entry in entries]
+        updates = [row for row in rows if (row["work_item_id"], row["field"]) in existing]
+        inserts = [
+            {**row, "run_id": run_id, "planned_at": at}
+            for row in rows
+            if (row["work_item_id"], row["field"]) not in existing
+        ]
+        if inserts:
+            conn.execute(ledger.insert(), inserts)
+        if updates:
+            conn.execute(
+                update(ledger)
+                .where(
+                    ledger.c.run_id == run_id,
+                    ledger.c.work_item_id == bindparam("b_item"),
+                    ledger.c.field == bindparam("b_field"),
+                )
+                .values(
+                    status=bindparam("status"),
+                    tracker_value=bindparam("tracker_value"),
+                    new_value=bindparam("new_value"),
+                    note=bindparam("note"),
+                    error=bindparam("error"),
+                    applied_at=bindparam("applied_at"),
+                ),
+                [
+                    {**row, "b_item": row["work_item_id"], "b_field": row["field"]}
+                    for row in updates
+                ],
+            )
+
+
+def _row(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "work_item_id": entry.work_item_id,
+        "field": entry.field,
+        "status": entry.status,
+        "tracker_value": entry.tracker_value,
+        "new_value": entry.new_value,
+        "note": entry.note,
+        "error": entry.error,
+        "applied_at": entry.applied_at,
+    }
+
+
+def settle_leftovers(engine: Engine, source: str) -> int:
+    """Settle `planned` rows an apply left behind (killed before recording their outcome).
+
+    A row the apply never marked `SENDING` was never sent: `failed` once a later sync of the
+    source succeeded, whatever the tracker holds (a person may have set the same value). A row
+    being sent when the run died is settled once its item was synced after it was planned, or a
+    sync of the source started later and succeeded: the tracker's value, as that sync left it,
+    says
+    what happened, even when the item did not change (an unchanged item's row is not rewritten,
+    so its `synced_at` alone cannot tell; left `planned`, the row would later be credited with
+    the next run's write of the same value). A field holding the planned value was written
+    (`applied`), and so was one whose synced changelog shows the planned value set since the
+    plan (a person may have changed it again before the sync); else `failed`. A rank row is
+    `applied` when the item's rank value moved since the plan. Returns the rows settled.
+    """
+    source_id = source_id_of(engine, source)
+    if source_id is None:
+        return 0
+    ledger, item = table_of(models.Writeback), table_of(models.WorkItem)
+    run = table_of(models.SyncRun)
+    unsent = select(ledger.c.id).where(
+        ledger.c.status == PLANNED,
+        ledger.c.error.is_distinct_from(SENDING),
+        ledger.c.work_item_id.in_(select(item.c.id).where(item.c.source_id == source_id)),
+        select(run.c.id)
+        .where(
+            run.c.source_id == source_id,
+            run.c.started_at > ledger.c.planned_at,
+            run.c.status == "succeeded",
+        )
+        .exists(),
+    )
+    synced_since = (
+        select(run.c.id)
+        .where(
+            run.c.source_id == source_id,
+            run.c.status == "succeeded",
+            run.c.started_at > ledger.c.planned_at,
+        )
+        .exists()
+    )
+    query = (
+        select(
+            ledger.c.id,
+            ledger.c.work_item_id,
+            ledger.c.field,
+            ledger.c.tracker_value,
+            ledger.c.new_value,
+            ledger.c.planned_at,
+            item.c.writeback_values,
+            item.c.tracker_rank,
+        )
+        .join(item, item.c.id == ledger.c.work_item_id)
+        .where(
+            ledger.c.status == PLANNED,
+            ledger.c.error == SENDING,
+            item.c.source_id == source_id,
+            or_(item.c.synced_at > ledger.c.planned_at, synced_since),
+        )
+    )
+    updates = []
+    with engine.begin() as conn:
+        # Rows never sent (the run died before their batch) were certainly not applied,
+        # whatever the tracker holds now: a person may have set the same value meanwhile.
+        never_sent = conn.execute(
+            update(ledger)
+            .where(ledger.c.id.in_(unsent))
+            .values(
+                status=FAILED,
+                note=LEFTOVER_NOTE,
+                error=UNSENT_ERROR,
+                applied_at=ledger.c.planned_at,
+            )
+        ).rowcount
+        rows = list(conn.execute(query))
+        history = _changes_since(conn, rows)
+        for row in rows:
+            values: dict[str, Any] = row.writeback_values or {}
+            if row.field == RANK:
+                now = as_text(RANK, values.get(RANK, row.tracker_rank))
+                landed = now is not None and not same(RANK, now, row.tracker_value)
+                new_value = now if landed else row.new_value
+            else:
+                now = as_text(row.field, values.get(row.field))
+                landed = same(row.field, now, row.new_value) or any(
+                    at >= row.planned_at - CLOCK_SLACK and same(row.field, value, row.new_value)
+                    for at, value in history.get((row.work_item_id, row.field), ())
+                )
+                new_value = row.new_value
+            updates.append(
+                {
+                    "b_id": row.id,
+                    "status": APPLIED if landed else FAILED,
+                    "new_value": new_value,
+                    "note": LEFTOVER_NOTE,
+                    "error": None if landed else LEFTOVER_ERROR,
+                    "applied_at": row.planned_at,
+                }
+            )
+        if updates:
+            conn.execute(
+                update(ledger)
+                .where(ledger.c.id == bindparam("b_id"))
+                .values(
+                    status=bindparam("status"),
+                    new_value=bindparam("new_value"),
+                    note=bindparam("note"),
+                    error=bindparam("error"),
+                    applied_at=bindparam("applied_at"),
+                ),
+                updates,
+            )
+    return max(never_sent, 0) + len(updates)
+
+
+CLOCK_SLACK = timedelta(minutes=1)
+"""How far the tracker's clock (changelog times) may be behind lpm-sync's (plan times)."""
+
+
+def _changes_since(
+    conn: Connection, rows: Sequence[Any]
+) -> dict[tuple[int, str], list[tuple[datetime, str | None]]]:
+    """Synced changelog entries of the leftover rows' fields: (item, field) -> (when, value)."""
+    wanted = {(row.work_item_id, row.field) for row in rows if row.field != RANK}
+    if not wanted:
+        return {}
+    history = table_of(models.WorkItemHistory)
+    found: dict[tuple[int, str], list[tuple[datetime, str | None]]] = {}
+    items = sorted({item_id for item_id, _ in wanted})
+    for start in range(0, len(items), 500):
+        for item_id, field_name, at, value in conn.execute(
+            select(
+                history.c.work_item_id, history.c.field, history.c.changed_at, history.c.to_value
+            ).where(
+                history.c.work_item_id.in_(items[start : start + 500]),
+                history.c.field.in_(VALUE_FIELDS),
+            )
+        ):
+            if (item_id, field_name) in wanted:
+                found.setdefault((item_id, field_name), []).append((at, as_text(field_name, value)))
+    return found
+
+
+SENDING = "being sent when the run ended; settled from the tracker by the next sync"
+"""The `error` of a `planned` row whose write was about to be sent (flows/writeback.py)."""
+UNSENT_ERROR = "the run ended before sending this change"
+LEFTOVER_NOTE = "settled by a later run: the run that planned it ended before recording it"
+LEFTOVER_ERROR = "the run ended before recording this change, and the tracker does not hold it"
+
+
+def ledger_rows(engine: Engine, run_id: str) -> list[Any]:
+    """The rows of one run, for reports and tests."""
+    ledger = table_of(models.Writeback)
+    with engine.connect() as conn:
+        return list(
+            conn.execute(select(ledger).where(ledger.c.run_id == run_id).order_by(ledger.c.id))
+        )
