@@ -5,7 +5,6 @@ never executed — the warehouse stores them verbatim and the report shows them 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -103,7 +102,9 @@ def test_a_malformed_config_is_a_clear_error_with_exit_code_2(
     assert not marker.exists(), "nothing in a config file is ever executed"
 
 
-def test_a_source_name_on_the_command_line_is_a_name_not_sql(tmp_path: Path) -> None:
+def test_a_source_name_on_the_command_line_is_a_name_not_sql(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     warehouse = tmp_path / "lpm.db"
     path = tmp_path / "lpm.yaml"
     path.write_text(
@@ -115,8 +116,8 @@ def test_a_source_name_on_the_command_line_is_a_name_not_sql(tmp_path: Path) -> 
             }
         )
     )
-    os.environ.setdefault("HOSTILE_EMAIL", "me@example.com")
-    os.environ.setdefault("HOSTILE_TOKEN", "t0ken")
+    monkeypatch.setenv("HOSTILE_EMAIL", "me@example.com")
+    monkeypatch.setenv("HOSTILE_TOKEN", "t0ken")
     runner = CliRunner()
     assert runner.invoke(app, ["status", "--config", str(path)]).exit_code == 0
     hostile = "jira'; DROP TABLE source; --"
@@ -155,6 +156,7 @@ def hostile_sandboxes() -> Iterator[dict[str, Sandbox]]:
         yield {JIRA_SOURCE: jira, ADO_SOURCE: ado}
 
 
+@pytest.mark.integration
 def test_hostile_scopes_and_titles_are_data_in_the_warehouse_and_the_report(
     hostile_sandboxes: dict[str, Sandbox], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -194,6 +196,7 @@ def test_hostile_scopes_and_titles_are_data_in_the_warehouse_and_the_report(
     assert stored & shown, "hostile titles are exported as data"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["jira", "azure_devops"])
 def test_a_scope_the_tracker_rejects_is_a_clear_error_and_loads_nothing(
     hostile_sandboxes: dict[str, Sandbox],
