@@ -7,8 +7,11 @@ started and finished work, PI objectives, a few orphans and one parent cycle), b
   scan       SELECT level, status_category, count(*), sum(estimate) FROM work_item GROUP BY 1, 2
   analytics  compute_analytics: roll-ups, breakdowns, WSJF ranks, health, guardrails, flow
              metrics, predictability, forecasts, hierarchy checks (one transaction)
-Each is timed `--repeat` times after one untimed warm-up; the median is reported.
-Databases are created for the run and dropped after.
+Each is timed `--repeat` times after one untimed warm-up; the median is reported. On SQLite
+one more run has a writer beside it that takes the write lock every 20 ms, as a sync's batch
+would: its longest wait is how long the run kept syncs waiting. Databases are created for the
+run and dropped after. `--profile` prints, for one more run, the wall time of each statement
+of `compute_analytics` (the slowest first).
 
     .venv/bin/python benchmarks/analytics.py --items 100000 1000000
 """
@@ -18,8 +21,10 @@ from __future__ import annotations
 import argparse
 import random
 import resource
+import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -38,6 +43,7 @@ from warehouse.analytics import compute_analytics
 from warehouse.db import open_warehouse
 from warehouse.load import ensure_source
 from warehouse.models import Objective, WorkItem, WorkItemHistory, table_of
+from warehouse.scratch import Scratch
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 SCAN = "SELECT level, status_category, count(*), sum(estimate) FROM work_item GROUP BY 1, 2"
@@ -320,7 +326,31 @@ def timed(action: Callable[[], object], repeat: int) -> list[float]:
     return runs
 
 
-def measure(url: str, items: int, repeat: int) -> dict[str, Any]:
+def profile(engine: Engine, top: int = 20) -> None:
+    """One more run, timing every statement it sends through its `Scratch`."""
+    statements: list[tuple[float, str]] = []
+    run = Scratch.run
+
+    def timed_run(self: Scratch, sql: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return run(self, sql, *args, **kwargs)
+        finally:
+            statements.append((time.perf_counter() - started, " ".join(sql.split())))
+
+    Scratch.run = timed_run  # type: ignore[method-assign]
+    try:
+        started = time.perf_counter()
+        compute_analytics(engine, PORTFOLIO, now=NOW)
+        total = time.perf_counter() - started
+    finally:
+        Scratch.run = run  # type: ignore[method-assign]
+    print(f"  profiled run {total:.2f} s, {len(statements)} statements:")
+    for seconds, sql in sorted(statements, reverse=True)[:top]:
+        print(f"  {seconds:7.3f} s  {sql[:110]}")
+
+
+def measure(url: str, items: int, repeat: int, profiled: bool = False) -> dict[str, Any]:
     engine = open_warehouse(url)
     started = time.perf_counter()
     loaded, history = populate(engine, items)
@@ -333,6 +363,14 @@ def measure(url: str, items: int, repeat: int) -> dict[str, Any]:
     scans = timed(scan, repeat)
     runs = timed(lambda: compute_analytics(engine, PORTFOLIO, now=NOW), repeat)
     summary = compute_analytics(engine, PORTFOLIO, now=NOW)
+    if profiled:
+        profile(engine)
+    blocked = None
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database or ""
+        blocked = longest_writer_wait(
+            database, lambda: compute_analytics(engine, PORTFOLIO, now=NOW)
+        )
     engine.dispose()
     return {
         "items": loaded,
@@ -346,7 +384,35 @@ def measure(url: str, items: int, repeat: int) -> dict[str, Any]:
         "ranked": summary.ranked,
         "cycles": summary.cycles,
         "orphans": summary.orphans,
+        "blocked": blocked,
     }
+
+
+def longest_writer_wait(database: str, action: Callable[[], object]) -> float:
+    """Seconds a writer taking the write lock every 20 ms waited at most while `action` ran."""
+    done = threading.Event()
+    waits: list[float] = []
+
+    def writer() -> None:
+        conn = sqlite3.connect(database, timeout=600, isolation_level=None)
+        try:
+            while not done.is_set():
+                started = time.perf_counter()
+                conn.execute("BEGIN IMMEDIATE")
+                waits.append(time.perf_counter() - started)
+                conn.execute("ROLLBACK")
+                time.sleep(0.02)
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        action()
+    finally:
+        done.set()
+        thread.join()
+    return max(waits, default=0.0)
 
 
 class PostgresDatabase:
@@ -377,7 +443,12 @@ def report(database: str, figures: dict[str, Any]) -> None:
         f"analytics/scan {ratio:5.1f}x  (runs {runs}; scans {scans}; "
         f"{figures['rolled_up']:,} roll-ups, {figures['ranked']:,} ranked, "
         f"{figures['cycles']} on cycles, {figures['orphans']} orphans; "
-        f"generated in {figures['generation']:.0f} s)",
+        f"generated in {figures['generation']:.0f} s)"
+        + (
+            f"  a writer waited at most {figures['blocked']:.2f} s"
+            if figures["blocked"] is not None
+            else ""
+        ),
         flush=True,
     )
 
@@ -389,6 +460,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--profile", action="store_true", help="time each statement of a run")
     args = parser.parse_args()
     results: dict[tuple[str, int], dict[str, Any]] = {}
     for database in args.databases:
@@ -396,10 +468,10 @@ def main() -> None:
             if database == "sqlite":
                 with tempfile.TemporaryDirectory(prefix="lpm-bench-") as folder:
                     url = f"sqlite:///{Path(folder) / 'warehouse.db'}"
-                    results[database, items] = measure(url, items, args.repeat)
+                    results[database, items] = measure(url, items, args.repeat, args.profile)
             else:
                 with PostgresDatabase() as url:
-                    results[database, items] = measure(url, items, args.repeat)
+                    results[database, items] = measure(url, items, args.repeat, args.profile)
             report(database, results[database, items])
     for database in args.databases:
         sizes = sorted(items for db, items in results if db == database)

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import psycopg
 from sqlalchemy import insert
@@ -184,7 +185,11 @@ def main() -> None:
     items = generate(args.items)
     print(f"{args.items:,} work items, batches of {args.batch:,}")
     tag = uuid.uuid4().hex[:8]
-    report("sqlite", args.items, measure(sqlite_urls(tag), items, args.batch))
+    try:
+        report("sqlite", args.items, measure(sqlite_urls(tag), items, args.batch))
+    finally:
+        for leftover in Path("/tmp").glob(f"lpm-bench-{tag}-*.db*"):
+            leftover.unlink()
     if not args.skip_postgres:
         databases = PostgresDatabases()
         try:

@@ -3,9 +3,10 @@
   raw PUTs      `--changes` issue edits, one plain `requests` PUT after the other (the ceiling
                 of a script that knows exactly what to send and checks nothing)
   field apply   `apply_writeback` of a plan holding `--changes` progress changes (one field on
-                each of as many issues): discovery, the read before each batch of 25, the
-                edits (4 in flight, the default `sync.concurrency`), the ledger rows; then the
-                same number of changes again with `sync.concurrency: 1` (one edit at a time).
+                each of as many issues): discovery, the read before each batch of edits (as
+                many issues as edits in flight: the default `sync.concurrency`), the edits,
+                the ledger rows; then the same number of changes again with
+                `sync.concurrency: 1` (one edit at a time).
                 Raw, concurrent and sequential run in turn `--rounds` times (each round moves
                 every desired progress by 30 points); figures are medians, since the machine
                 is shared and a busy moment slows one pass, not all
@@ -92,9 +93,12 @@ def sandbox_requests(site: dict[str, Any]) -> int:
 
 
 def config(
-    site: dict[str, Any], database: Path, writeback: dict[str, Any], concurrency: int = 4
+    site: dict[str, Any], database: Path, writeback: dict[str, Any], concurrency: int | None = None
 ) -> LpmConfig:
-    source = dict(site["source"], writeback=writeback, sync={"concurrency": concurrency})
+    """The sandbox's source writing back `writeback`; `concurrency` None: the product default."""
+    source = dict(site["source"], writeback=writeback)
+    if concurrency is not None:
+        source["sync"] = {"concurrency": concurrency}
     return LpmConfig.model_validate(
         {
             "warehouse": {"url": f"sqlite:///{database}"},

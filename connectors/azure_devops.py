@@ -28,7 +28,15 @@ from urllib.parse import quote
 
 import orjson
 
-from connectors.base import DiscoveryError, FetchPlan, Page, RankMove, WriteOutcome
+from connectors.base import (
+    WHOLE_SCOPE,
+    DiscoveryError,
+    FetchPlan,
+    Page,
+    Partition,
+    RankMove,
+    WriteOutcome,
+)
 from connectors.http import (
     BadRequest,
     HttpClient,
@@ -37,6 +45,7 @@ from connectors.http import (
     NotFound,
     OffsetPaginator,
     PermissionDenied,
+    RequestGate,
     TimeWindow,
     TokenAuth,
     TooManyResults,
@@ -132,13 +141,16 @@ class AzureDevOpsConnector:
         self.page_size = min(source.sync.page_size, BATCH_LIMIT)
         self.workers = source.sync.concurrency
         self._revisions: dict[str, int] = {}
-        self._scope: set[str] | None = None
-        """Ids listed by the last complete full fetch, for the reconcile right after it."""
+        self._listed: dict[str, set[str]] = {}
+        """Ids listed by the full fetch of each partition, for the reconcile right after them."""
         self._suppress_notifications = True
 
     @classmethod
-    def from_config(cls, source: AzureDevOpsSource) -> AzureDevOpsConnector:
-        """A connector with a PAT (basic auth, empty user name); the token is read only here."""
+    def from_config(
+        cls, source: AzureDevOpsSource, gate: RequestGate | None = None
+    ) -> AzureDevOpsConnector:
+        """A connector with a PAT (basic auth, empty user name); the token is read only here.
+        `gate`, when given, admits every request instead of the client's own token bucket."""
         token = source.auth.token.resolve()
         client = HttpClient(
             source.base_url,
@@ -148,6 +160,7 @@ class AzureDevOpsConnector:
             concurrency=source.sync.concurrency,
             requests_per_second=source.sync.requests_per_second,
             name=source.name,
+            gate=gate,
         )
         return cls(source, client)
 
@@ -182,6 +195,22 @@ class AzureDevOpsConnector:
         return AzureDevOpsFacts(type_states=type_states)
 
     # ------------------------------------------------------------------ reading
+    def partitions(self, facts: AzureDevOpsFacts) -> list[Partition]:
+        """One partition per configured work item type, plus one for any other type the scope
+        holds, so together they cover it exactly; a single type is the whole scope.
+
+        Types are known from the config (no call), disjoint, and WIQL filters them cheaply; an
+        item whose type changes gets a new `System.ChangedDate`, so the next incremental sync
+        fetches it in its new partition.
+        """
+        types = list(dict.fromkeys([*self.source.levels, *self.source.objective_types]))
+        if len(types) < 2:
+            return [WHOLE_SCOPE]
+        parts = [Partition(name, f"[System.WorkItemType] = {_wiql_string(name)}") for name in types]
+        others = ", ".join(_wiql_string(name) for name in types)
+        parts.append(Partition("(other types)", f"[System.WorkItemType] NOT IN ({others})"))
+        return parts
+
     def pages(self, facts: AzureDevOpsFacts, plan: FetchPlan) -> Iterator[Page]:
         """Items changed since `plan.since` (all for a full fetch), oldest change first.
 
@@ -194,15 +223,16 @@ class AzureDevOpsConnector:
         cursor = dict(plan.cursor or {})
         since = _parse_time(cursor.get("resume_from")) or plan.since
         state = _Progress(watermark=_parse_time(cursor.get("watermark")), resume_from=since)
+        partition = plan.partition or WHOLE_SCOPE
         ids: list[int] = []
-        for listed, as_of in self._listing(TimeWindow(since, None)):
+        for listed, as_of in self._listing(TimeWindow(since, None), partition.clause):
             state.watermark = state.watermark or as_of
             ids += listed
         for items in self._fetched(ids, plan.delivered_before):
             state.advance(items)
             yield Page(items=items, cursor=state.cursor(), expected=len(ids))
         if since is None:
-            self._scope = {str(i) for i in ids}
+            self._listed[partition.key] = {str(i) for i in ids}
         yield Page(items=[], cursor=state.cursor(), watermark=state.watermark, expected=len(ids))
 
     def fetch_ids(self, facts: AzureDevOpsFacts, external_ids: Sequence[str]) -> Iterator[Page]:
@@ -235,21 +265,27 @@ class AzureDevOpsConnector:
     def list_ids(self, facts: AzureDevOpsFacts) -> set[str]:
         """Every id in scope; deleted items (recycle bin or destroyed) are simply absent.
 
-        Right after a complete full fetch this is that fetch's own listing (WIQL scans the whole
-        scope, so listing twice would double its cost): an item deleted while the fetch ran is
-        then marked by the next sync.
+        Right after complete full fetches of every partition this is their own listing (WIQL
+        scans the whole scope, so listing twice would double its cost): an item deleted while
+        the fetch ran is then marked by the next sync.
         """
-        if self._scope is not None:
-            scope, self._scope = self._scope, None
-            return scope
+        listed, self._listed = self._listed, {}
+        wanted = {part.key for part in self.partitions(facts)}
+        if WHOLE_SCOPE.key in listed or wanted <= listed.keys():
+            return set().union(*listed.values())
         return {str(i) for ids, _ in self._listing(TimeWindow(None, None)) for i in ids}
 
-    def _listing(self, window: TimeWindow) -> Iterator[tuple[list[int], datetime]]:
+    def _listing(
+        self, window: TimeWindow, clause: str | None = None
+    ) -> Iterator[tuple[list[int], datetime]]:
         """Ids per window, oldest window first, halving any window WIQL refuses as too large."""
         splitter = WORK_ITEM_IDS.paginator
         assert isinstance(splitter, WindowSplitter)
         yield from splitter.windows(
-            window, self._list_window, lambda: datetime.now(UTC), self._earliest_change
+            window,
+            lambda part: self._list_window(part, clause),
+            lambda: datetime.now(UTC),
+            self._earliest_change,
         )
 
     def _earliest_change(self) -> datetime | None:
@@ -263,14 +299,19 @@ class AzureDevOpsConnector:
         found = self._batch(WORK_ITEMS, [int(refs[0]["id"])], fields=[CHANGED]) if refs else []
         return _parse_time(found[0].get("fields", {}).get(CHANGED)) if found else None
 
-    def _list_window(self, window: TimeWindow) -> tuple[list[int], datetime]:
-        body = self._call(WORK_ITEM_IDS, json={"query": self.wiql(window)})
+    def _list_window(
+        self, window: TimeWindow, clause: str | None = None
+    ) -> tuple[list[int], datetime]:
+        body = self._call(WORK_ITEM_IDS, json={"query": self.wiql(window, clause)})
         as_of = _parse_time(body.get("asOf")) or datetime.now(UTC)
         return [int(ref["id"]) for ref in body.get("workItems", [])], as_of
 
-    def wiql(self, window: TimeWindow) -> str:
-        """The id query of one window: the project, the configured scope, the date range."""
+    def wiql(self, window: TimeWindow, partition: str | None = None) -> str:
+        """The id query of one window: the project, the configured scope (and partition), the
+        date range."""
         clauses = ["[System.TeamProject] = @project", f"({self.source.scope})"]
+        if partition:
+            clauses.append(f"({partition})")
         if window.start is not None:
             clauses.append(f"[{CHANGED}] >= '{_wiql_time(window.start)}'")
         if window.end is not None:
@@ -543,6 +584,11 @@ class _Progress:
             "resume_from": self.resume_from.isoformat() if self.resume_from else None,
             "watermark": self.watermark.isoformat() if self.watermark else None,
         }
+
+
+def _wiql_string(value: str) -> str:
+    """A WIQL string literal (single quotes, doubled inside)."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _wiql_time(moment: datetime) -> str:

@@ -56,6 +56,23 @@ class RankMove:
             raise ValueError("a rank move needs exactly one of before / after")
 
 
+@dataclass(frozen=True)
+class Partition:
+    """A disjoint slice of a source's scope that can be fetched, loaded and resumed on its own.
+
+    `key` is stable between runs (it names the slice's resume cursor and its Prefect task);
+    `clause` is a tracker query fragment (JQL, WIQL) the connector ANDs to its scope query, or
+    None for the whole scope. A connector's partitions together cover its whole scope.
+    """
+
+    key: str
+    clause: str | None = None
+
+
+WHOLE_SCOPE = Partition("all")
+"""The partition of a source that is not split."""
+
+
 @dataclass
 class FetchPlan:
     """Parameters of one fetch: full, or incremental from `since` (already minus the overlap)."""
@@ -68,6 +85,8 @@ class FetchPlan:
     """The last committed watermark minus the overlap, known even for a full fetch: items last
     changed before it were delivered by an earlier sync, so per-item extras (Azure DevOps
     history, one call per item) need not be fetched for them again."""
+    partition: Partition | None = None
+    """Fetch only this slice of the scope (None: the whole scope)."""
 
 
 class Connector(Protocol[FactsT]):
@@ -83,8 +102,15 @@ class Connector(Protocol[FactsT]):
         """
         ...
 
+    def partitions(self, facts: FactsT) -> Sequence[Partition]:
+        """How the scope splits into disjoint slices (at least one; `[WHOLE_SCOPE]` when it
+        does not split). Pure data, decided from the config and the facts, no call."""
+        ...
+
     def pages(self, facts: FactsT, plan: FetchPlan) -> Iterator[Page]:
-        """Raw items in scope, in pages. The next page downloads while the caller handles one."""
+        """Raw items in scope (in `plan.partition` only, when given), in pages; the next page
+        downloads while the caller handles one. Safe to call from several threads at once, one
+        partition each: they share the site's rate and concurrency limits."""
         ...
 
     def list_ids(self, facts: FactsT) -> set[str]:

@@ -1,14 +1,14 @@
 """Jira Cloud and Data Center: discovery, paged fetch, id listing, field edits and rank.
 
-Built on the `jira` package (pycontribs) for discovery: serverInfo, the API user, and the field,
-issue type and status catalogues. Its `ResilientSession` is replaced by a session that hands every
-call to `connectors.http.HttpClient`, because ResilientSession may wait less than Retry-After and
-does not share rate limits between threads. Searches, bulk reads, edits and rank go straight
-through the HttpClient, where the package gets in the way: `enhanced_search_issues` and
-`search_issues` translate requested fields through JQL clause names, so `id` becomes `issuekey`
-and Jira treats an id-only search as a full one (100 ids a page instead of 5,000), and they fetch
-`/field` again; the package has no wrapper for `issue/bulkfetch` or `changelog/bulkfetch`; and
-`Issue.update()` costs a GET per edited issue.
+Built on the `jira` package (pycontribs) for discovery: the API user, and the field, issue type
+and status catalogues (asked for beside serverInfo, in one round trip). Its `ResilientSession` is
+replaced by a session that hands every call to `connectors.http.HttpClient`, because
+ResilientSession may wait less than Retry-After and does not share rate limits between threads.
+Searches, bulk reads, edits and rank go straight through the HttpClient, where the package gets
+in the way: `enhanced_search_issues` and `search_issues` translate requested fields through JQL
+clause names, so `id` becomes `issuekey` and Jira treats an id-only search as a full one (100 ids
+a page instead of 5,000), and they fetch `/field` again; the package has no wrapper for
+`issue/bulkfetch` or `changelog/bulkfetch`; and `Issue.update()` costs a GET per edited issue.
 
 Fetching is concurrent without depending on the nextPageToken chain (issue 11): on Cloud an
 id-only search (5,000 ids a page) feeds `issue/bulkfetch` calls of at most 100 ids that a bounded
@@ -16,6 +16,10 @@ pool runs while the id pass goes on; on Data Center the pages of a startAt searc
 and a query that would pass 10,000 results continues as a new query from the last `created`
 minute seen. Results come back in query order (`created`, then key), so a cursor holding the
 newest `created` delivered lets a killed sync resume where it was.
+
+At site latency every sequential round trip counts, so nothing waits that need not: the count
+runs beside the first id page, and the reconcile listing is either the full fetch itself (its
+passes delivered every issue in scope) or a walk of the scope started beside the fetch.
 """
 
 from __future__ import annotations
@@ -26,21 +30,32 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
 from jira import JIRA
 
-from connectors.base import DiscoveryError, FetchPlan, Page, RankMove, WriteOutcome
+from connectors.base import (
+    WHOLE_SCOPE,
+    DiscoveryError,
+    FetchPlan,
+    Page,
+    Partition,
+    RankMove,
+    WriteOutcome,
+)
 from connectors.http import (
     BadRequest,
     HttpClient,
     HttpStats,
     NotFound,
     PermissionDenied,
+    RequestGate,
     TokenAuth,
     TrackerError,
 )
@@ -166,10 +181,12 @@ class JiraConnector:
         self._deployment: Literal["cloud", "datacenter"] = "cloud"
         self._key_ids: dict[str, str] = {}
         self._key_lock = threading.Lock()
+        self._scope = _ScopeListing()
 
     @classmethod
-    def from_config(cls, source: JiraSource) -> JiraConnector:
-        """Resolve the secrets and build the site's client (no call is made yet)."""
+    def from_config(cls, source: JiraSource, gate: RequestGate | None = None) -> JiraConnector:
+        """Resolve the secrets and build the site's client (no call is made yet); `gate`, when
+        given, admits every request instead of the client's own token bucket."""
         token = source.auth.token.resolve()
         if source.auth.email is not None:
             email = source.auth.email.resolve().get_secret_value()
@@ -184,6 +201,7 @@ class JiraConnector:
             concurrency=source.sync.concurrency,
             requests_per_second=source.sync.requests_per_second,
             name=source.name,
+            gate=gate,
         )
         return cls(source, http)
 
@@ -192,6 +210,7 @@ class JiraConnector:
         return self.http.stats
 
     def close(self) -> None:
+        self._scope.close()
         self.http.close()
 
     @property
@@ -202,7 +221,18 @@ class JiraConnector:
 
     def discover(self) -> JiraFacts:
         """Cloud or DC, the API user's time zone, field ids, issue types and statuses."""
-        info = self.client.server_info()
+        # serverInfo and the four catalogues are independent: one round trip instead of two at
+        # site latency. The catalogues need an API version before serverInfo says Cloud or DC:
+        # both serve them under v2 with the same shapes, so v3 is used only where the host says
+        # Cloud (*.atlassian.net); serverInfo is v2 everywhere.
+        self.client._options["rest_api_version"] = "3" if _cloud_host(self.source.base_url) else "2"
+        with ThreadPoolExecutor(max_workers=5, thread_name_prefix="jira-discover") as pool:
+            info_call = pool.submit(self.http.get_json, "/rest/api/2/serverInfo")
+            me_call = pool.submit(self.client.myself)
+            fields_call = pool.submit(self.client.fields)
+            types_call = pool.submit(self.client.issue_types)
+            statuses_call = pool.submit(self.client.statuses)
+        info = info_call.result()
         self._deployment = deployment_of(info, self.source.base_url)
         cloud = self._deployment == "cloud"
         # The package picks Cloud or DC code paths (search/jql vs search) from these two.
@@ -211,12 +241,6 @@ class JiraConnector:
         server_time = parse_jira_datetime(info.get("serverTime"))
         if server_time is not None:
             self._skew = server_time - datetime.now(UTC)
-        # The four catalogues are independent: one round trip instead of four at site latency.
-        with ThreadPoolExecutor(max_workers=4, thread_name_prefix="jira-discover") as pool:
-            me_call = pool.submit(self.client.myself)
-            fields_call = pool.submit(self.client.fields)
-            types_call = pool.submit(self.client.issue_types)
-            statuses_call = pool.submit(self.client.statuses)
         me = me_call.result()
         time_zone = _time_zone(me.get("timeZone") or info.get("serverTimeZone"))
         catalogue = fields_call.result()
@@ -256,6 +280,15 @@ class JiraConnector:
 
     # --- fetch -----------------------------------------------------------------------------
 
+    def partitions(self, facts: JiraFacts) -> list[Partition]:
+        """One partition per project when the scope names several at its top level (`project
+        in (A, B) AND ...`); otherwise the whole scope. Projects are disjoint and an issue moved
+        between them gets a new `updated`, so the next incremental sync catches it."""
+        projects = scope_projects(self.source.scope)
+        if len(projects) < 2:
+            return [WHOLE_SCOPE]
+        return [Partition(key, f"project = {jql_string(key)}") for key in projects]
+
     def pages(self, facts: JiraFacts, plan: FetchPlan) -> Iterator[Page]:
         """Pages of raw issues in `created` order; the last (maybe empty) page has the watermark."""
         cursor = FetchCursor.from_json(plan.cursor) if plan.cursor else None
@@ -267,19 +300,35 @@ class JiraConnector:
             )
         zone = ZoneInfo(facts.time_zone)
         jql = self.scope_jql()
+        if plan.partition is not None and plan.partition.clause:
+            jql += f" AND ({plan.partition.clause})"
         if cursor.since is not None:
             jql += f' AND updated >= "{jql_time(cursor.since, zone)}"'
         if cursor.resume_from is not None:
             jql += f' AND created >= "{jql_time(cursor.resume_from, zone)}"'
         changelog = cursor.mode == "incremental"
-        expected = self.count(jql)
+        # The count only feeds progress: it runs beside the first id page, not before it.
+        counting = self._scope.submit(self.count, jql)
+        # A full pass of a partition from its start delivers every issue of it: together such
+        # passes are the reconcile listing. Any other fetch lists the scope beside itself.
+        whole = cursor.mode == "full" and cursor.resume_from is None
+        key = (plan.partition or WHOLE_SCOPE).key
+        delivered: set[str] = set()
         if self._deployment == "cloud":
-            results = self._cloud_issues(facts, jql, changelog)
+            listing = None if whole else (lambda: self._scope.start(self._list_scope, facts))
+            results = self._cloud_issues(facts, jql, changelog, after_first_ids=listing)
         else:
             results = self._dc_issues(facts, jql, changelog)
+        expected: int | None = None
         for issues in results:
             cursor.advance(issues)
+            delivered.update(str(issue["id"]) for issue in issues)
+            if expected is None:
+                expected = counting.result()
             yield Page(issues, cursor=cursor.to_json(), expected=expected)
+        self._scope.delivered(key, delivered, whole=whole)
+        self._scope.wait()  # no side call outlives the fetch that started it
+        expected = counting.result()
         yield Page([], cursor=cursor.to_json(), watermark=cursor.as_of, expected=expected)
 
     def count(self, jql: str) -> int | None:
@@ -316,8 +365,21 @@ class JiraConnector:
             yield Page(found.get("issues", []))
 
     def list_ids(self, facts: JiraFacts) -> set[str]:
-        """Ids of every issue in scope now (id-only search); a failure raises, never a partial
-        set, because the missing would be marked deleted."""
+        """Ids of every issue in scope (id-only search); a failure raises, never a partial set,
+        because the missing would be marked deleted.
+
+        After fetches of this connector (used once): full passes that covered every partition
+        are the listing, no call needed; otherwise the listing a fetch started beside itself,
+        plus every issue the fetches delivered (an issue created after that listing passed its
+        place is then not taken for deleted). An issue deleted meanwhile stays until the next
+        sync, as one deleted right after a listing would."""
+        keys = {partition.key for partition in self.partitions(facts)}
+        found = self._scope.take(keys)
+        if found is not None:
+            return found
+        return self._list_scope(facts)
+
+    def _list_scope(self, facts: JiraFacts) -> set[str]:
         jql = self.scope_jql()
         if self._deployment == "cloud":
             ids: set[str] = set()
@@ -338,12 +400,20 @@ class JiraConnector:
         return datetime.now(UTC) + self._skew
 
     def _cloud_issues(
-        self, facts: JiraFacts, jql: str, changelog: bool
+        self,
+        facts: JiraFacts,
+        jql: str,
+        changelog: bool,
+        after_first_ids: Callable[[], Any] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
+        """Bulk fetches start as each id page arrives; `after_first_ids` runs once the first
+        has (the id chain then shares the site with whatever it starts)."""
         chunk = min(self.source.sync.page_size, BULK_ISSUES)
 
         def produce(pipe: _Pipeline) -> None:
-            for ids in self._id_pages(jql + ORDER):
+            for index, ids in enumerate(self._id_pages(jql + ORDER)):
+                if index == 0 and after_first_ids is not None:
+                    after_first_ids()
                 for start in range(0, len(ids), chunk):
                     pipe.submit(self._bulk_fetch, facts, ids[start : start + chunk], changelog)
 
@@ -665,6 +735,78 @@ class JiraConnector:
                 before, after = None, part[-1]
 
 
+# --- the reconcile listing -------------------------------------------------------------------
+
+
+class _ScopeListing:
+    """What the fetches of one connector learned about the scope, for the reconcile after them.
+
+    Thread-safe: partitions may fetch at once. Side calls (the count, a listing beside a
+    fetch) run on a small pool of their own, so they never wait behind the fetch's queue.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._listing: Future[set[str]] | None = None
+        self._covered: set[str] = set()
+        self._ids: set[str] = set()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        with self._lock:
+            if self._pool is None:
+                # One count per partition fetched at once, and the listing: small calls that
+                # must not queue behind each other (the limiter still bounds what is in flight).
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="jira-side")
+            return self._pool.submit(fn, *args)
+
+    def start(self, list_scope: Callable[[JiraFacts], set[str]], facts: JiraFacts) -> None:
+        """List the whole scope in the background (once per reconcile)."""
+        with self._lock:
+            if self._listing is not None:
+                return
+        listing = self.submit(list_scope, facts)
+        with self._lock:
+            if self._listing is None:
+                self._listing = listing
+                return
+        listing.cancel()
+
+    def delivered(self, key: str, ids: set[str], *, whole: bool) -> None:
+        """A fetch of partition `key` ended; `whole`: it delivered all of the partition."""
+        with self._lock:
+            self._ids |= ids
+            if whole:
+                self._covered.add(key)
+
+    def wait(self) -> None:
+        """Until a background listing has ended (its outcome is for `take` to raise)."""
+        with self._lock:
+            listing = self._listing
+        if listing is not None:
+            wait_for([listing])
+
+    def take(self, keys: set[str]) -> set[str] | None:
+        """The scope's ids if the fetches tell them (waiting for a background listing), else
+        None; either way the state is reset, so it serves one reconcile."""
+        with self._lock:
+            listing, covered, ids = self._listing, self._covered, self._ids
+            self._listing, self._covered, self._ids = None, set(), set()
+        if keys <= covered or WHOLE_SCOPE.key in covered:
+            if listing is not None:
+                listing.cancel()
+            return ids
+        if listing is None:
+            return None
+        return listing.result() | ids
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 # --- the pool --------------------------------------------------------------------------------
 
 
@@ -737,6 +879,12 @@ class _Pipeline:
 
 
 # --- discovery helpers -----------------------------------------------------------------------
+
+
+def _cloud_host(url: str) -> bool:
+    """Whether a site URL is certainly Jira Cloud (a custom domain may be Cloud too)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host.endswith(".atlassian.net") or host.endswith(".jira.com")
 
 
 def deployment_of(info: Mapping[str, Any], url: str) -> Literal["cloud", "datacenter"]:
@@ -855,6 +1003,81 @@ def scope_jql(source: JiraSource) -> str:
     scope = _ORDER_BY.sub("", source.scope).strip()
     types = [*source.levels, *source.objective_types]
     return f"({scope}) AND issuetype in ({', '.join(jql_string(t) for t in types)})"
+
+
+_JQL_TOKEN = re.compile(
+    r"""\s*(?:(?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')|(?P<punct>[(),])"""
+    r"""|(?P<op>!=|>=|<=|!~|=|~|>|<)|(?P<word>[^\s(),"'=!<>~]+))"""
+)
+
+
+def scope_projects(scope: str) -> list[str]:
+    """The projects a JQL scope is limited to by a top-level `project = X` or `project in (...)`
+    conjunct, in order; [] when it is not (an OR at the top level, a function, no such clause).
+
+    Only what is certain counts: every issue the scope matches is then in one of these projects.
+    """
+    text = _ORDER_BY.sub("", scope).strip()
+    tokens: list[tuple[str, str]] = []
+    position = 0
+    while position < len(text):
+        match = _JQL_TOKEN.match(text, position)
+        if match is None or match.end() == position:
+            if text[position:].strip():
+                return []
+            break
+        position = match.end()
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+    conjuncts: list[list[tuple[str, str]]] = [[]]
+    depth = 0
+    for kind, value in tokens:
+        if kind == "punct":
+            depth += {"(": 1, ")": -1}.get(value, 0)
+        word = value.lower() if kind == "word" else ""
+        if depth == 0 and word in ("or", "||"):
+            return []
+        if depth == 0 and word in ("and", "&&"):
+            conjuncts.append([])
+        else:
+            conjuncts[-1].append((kind, value))
+    for conjunct in conjuncts:
+        projects = _project_values(conjunct)
+        if projects:
+            unique: dict[str, str] = {}
+            for project in projects:  # keys and names are case-insensitive in JQL
+                unique.setdefault(project.casefold(), project)
+            return list(unique.values())
+    return []
+
+
+def _project_values(tokens: list[tuple[str, str]]) -> list[str]:
+    """The literal values of `project = V` or `project in (V, ...)`, else []."""
+    if len(tokens) < 3 or tokens[0][0] != "word" or tokens[0][1].lower() != "project":
+        return []
+    operator = tokens[1]
+    if operator == ("op", "="):
+        values = tokens[2:]
+        return [_literal(values[0])] if len(values) == 1 and values[0][0] != "punct" else []
+    if operator[0] != "word" or operator[1].lower() != "in" or tokens[2] != ("punct", "("):
+        return []
+    if tokens[-1] != ("punct", ")"):
+        return []
+    inner = tokens[3:-1]
+    values = inner[0::2]
+    commas = inner[1::2]
+    if not values or any(c != ("punct", ",") for c in commas) or len(commas) != len(values) - 1:
+        return []
+    if any(kind not in ("word", "string") for kind, _ in values):
+        return []
+    return [_literal(value) for value in values]
+
+
+def _literal(token: tuple[str, str]) -> str:
+    kind, value = token
+    if kind != "string":
+        return value
+    return re.sub(r"\\(.)", r"\1", value[1:-1])
 
 
 def jql_string(value: str) -> str:

@@ -61,6 +61,7 @@ def sync(
     """Pull each source into the warehouse (incremental unless --full) and print its counts."""
     from connectors.base import DiscoveryError
     from flows.sync import SyncFailed, sync_source
+    from flows.throttle import site_gate
 
     loaded = read_config(config, require_secrets=True)
     names = [s.name for s in loaded.sources]
@@ -71,7 +72,13 @@ def sync(
     code = 0
     for name in [source] if source else names:
         try:
-            result = sync_source(loaded, name, engine, full=full)
+            gate = site_gate(name)
+        except ValueError as exc:  # a misconfigured global concurrency limit on the server
+            typer.echo(str(exc), err=True)
+            code = 2
+            continue
+        try:
+            result = sync_source(loaded, name, engine, full=full, gate=gate)
         except SyncFailed as failure:
             problems = getattr(failure.cause, "problems", None) or [str(failure)]
             for problem in problems:

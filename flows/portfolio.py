@@ -22,14 +22,17 @@ from prefect.artifacts import (
     create_progress_artifact,
     update_progress_artifact,
 )
+from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State, TaskRun
-from prefect.context import TaskRunContext
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.futures import PrefectFuture, as_completed
 from prefect.tasks import Task, exponential_backoff
 from sqlalchemy import Engine
 
 from connectors.http import is_transient
 from flows import redaction
-from flows.sync import SyncFailed, SyncResult, sync_source
+from flows.sync import SourceSync, SyncFailed, SyncResult
+from flows.throttle import site_gate
 from mapping.config import LpmConfig, load_config
 from warehouse.analytics import AnalyticsSummary, compute_analytics
 from warehouse.db import open_warehouse
@@ -59,7 +62,7 @@ class _SyncProgress:
     def __init__(self, source: str) -> None:
         self.artifact: UUID | None = None
         self.last = 0.0
-        if TaskRunContext.get() is not None:
+        if FlowRunContext.get() is not None or TaskRunContext.get() is not None:
             key = f"sync-{source}".lower().replace("_", "-").replace(".", "-")
             created = create_progress_artifact(
                 0.0, key=key, description=f"Share of {source}'s items fetched"
@@ -76,30 +79,91 @@ class _SyncProgress:
         )
 
 
-@task(
-    name="sync-source-pages",
-    retries=4,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=transient_only,
-)
-def sync_source_task(config_path: str, source: str, full: bool = False) -> dict[str, Any]:
-    """One source's sync; a retry resumes from the last committed page (the run's cursor)."""
-    config, engine = _open(config_path, require_secrets=True)
-    try:
-        progress = _SyncProgress(source)
-        result = sync_source(config, source, engine, full=full, progress=progress)
-    finally:
-        engine.dispose()
-    return asdict(result)
+_RETRY: dict[str, Any] = {
+    "retries": 4,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=5),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": transient_only,
+    # Inputs are live objects (the run's connector and warehouse): nothing to cache or persist.
+    "cache_policy": NO_CACHE,
+    "persist_result": False,
+}
+
+
+@task(name="sync-start", **_RETRY)
+def start_sync_task(
+    config: LpmConfig, source: str, engine: Engine, full: bool = False
+) -> SourceSync:
+    """Discover the tracker and start the run, or resume the source's unfinished one."""
+    return SourceSync.open(config, source, engine, full=full, gate=site_gate(source))
+
+
+@task(name="sync-partition", **_RETRY)
+def sync_partition_task(
+    job: SourceSync, partition: str, progress: _SyncProgress | None = None
+) -> dict[str, Any]:
+    """Fetch, map and load one partition; a retry goes on from its last committed batch."""
+    loaded = job.sync_partition(partition, progress)
+    return {"source": job.source.name, "partition": partition, "loaded": loaded}
+
+
+@task(name="sync-finish", **_RETRY)
+def finish_sync_task(job: SourceSync, progress: _SyncProgress | None = None) -> dict[str, Any]:
+    """With every partition done: the source watermark, gap fill, delete reconcile."""
+    return asdict(job.finish(progress))
+
+
+def sync_partitions(
+    job: SourceSync, progress: _SyncProgress | None = None
+) -> dict[str, BaseException]:
+    """Run the pending partitions as tasks, at most `sync.concurrency` at once; wait for all
+    (a failure does not stop the others: what they load stays) and return the failures."""
+    pending = job.pending
+    failures: dict[str, BaseException] = {}
+    running: dict[PrefectFuture[dict[str, Any]], str] = {}
+    while pending or running:
+        while pending and len(running) < job.source.sync.concurrency:
+            key = pending.pop(0)
+            named = sync_partition_task.with_options(task_run_name=f"{job.source.name}:{key}")
+            running[named.submit(job, key, progress)] = key
+        done = next(as_completed(list(running)))
+        key = running.pop(done)
+        outcome = done.result(raise_on_failure=False)
+        if isinstance(outcome, BaseException):
+            failures[key] = outcome
+    return failures
 
 
 @flow(name="sync_source", log_prints=True)
 def sync_source_flow(
     config_path: str = "lpm.yaml", source: str = "", full: bool = False
 ) -> dict[str, Any]:
-    """Sync one source (incremental, or `full` with the delete reconcile)."""
-    counts = sync_source_task(config_path, source, full)
+    """Sync one source (incremental, or `full` with the delete reconcile), its partitions (Jira
+    projects, Azure DevOps work item types) as concurrent tasks; the source's watermark and
+    delete reconcile commit only once all of them finished, so a failed or killed partition
+    resumes on the next run from its own cursor."""
+    config, engine = _open(config_path, require_secrets=True)
+    try:
+        job = start_sync_task(config, source, engine, full)
+        try:
+            failures = sync_partitions(job, _SyncProgress(source))
+            if failures:
+                get_run_logger().error(
+                    "%s: partitions failed (the next run resumes them): %s",
+                    source,
+                    "; ".join(f"{key}: {redaction.redact(str(e))}" for key, e in failures.items()),
+                )
+                cause = next(iter(failures.values()))
+                raise job.fail(cause) from cause
+            counts = finish_sync_task(job, None)
+        except SyncFailed:
+            raise
+        except Exception as exc:
+            raise job.fail(exc) from exc
+        finally:
+            job.close()
+    finally:
+        engine.dispose()
     get_run_logger().info(
         "%s: fetched %s, new %s, changed %s, unchanged %s, deleted %s, quarantined %s",
         source,

@@ -27,7 +27,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, cast
 
@@ -36,18 +36,19 @@ from sqlalchemy import Engine
 from connectors.base import Connector, DiscoveryError, RankMove, WriteOutcome
 from connectors.http import BadRequest, Conflict, RetriesExhausted, TrackerError
 from flows.sync import KINDS, SourceConfig
+from flows.throttle import site_gate
 from mapping.config import LpmConfig
 from mapping.writeback import RANK, Outcome, as_text, decide, same, shown, typed
 from warehouse.writeback import (
     APPLIED,
     FAILED,
     PLANNED,
-    SENDING,
     SKIPPED_CONFLICT,
     LedgerEntry,
     PlannedChange,
     RankScope,
     SourcePlan,
+    mark_sending,
     plan_source,
     record,
     settle_leftovers,
@@ -262,7 +263,7 @@ class _SourceApply:
 
     def run(self) -> None:
         kind = KINDS[self.source.kind]()
-        connector = kind.connect(self.source)
+        connector = kind.connect(self.source, gate=site_gate(self.source.name))
         self.connector = connector
         try:
             try:
@@ -618,8 +619,8 @@ class _SourceApply:
     def _sending(self, changes: Sequence[PlannedChange]) -> None:
         """Mark rows about to be sent: if the run dies, only these may have reached the tracker
         (the others are certainly not applied), which is what the next plan settles them by."""
-        entries = [replace(_planned(c, self.force), error=SENDING) for c in changes]
-        record(self.engine, self.run_id, entries, datetime.now(UTC))
+        items = [c.work_item_id for c in changes]
+        mark_sending(self.engine, self.run_id, items, [c.field for c in changes])
 
     def _settle(self, entries: Sequence[tuple[PlannedChange, LedgerEntry]]) -> None:
         """Outcomes into the result now, into the ledger by the hundred (a run killed before a

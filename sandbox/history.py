@@ -160,6 +160,7 @@ def base_history(p: Portfolio, i: int) -> list[ChangeEntry]:
             items = [
                 ChangeItem("project", old_art + 1, new_art + 1),
                 ChangeItem("key", old_key, new_key),
+                ChangeItem("art", old_art, new_art),
                 *items,
             ]
         else:

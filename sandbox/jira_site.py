@@ -397,6 +397,7 @@ class JiraSite:
             "Investment Category": self._options(110, CATEGORY_LABELS),
             "Program Increment": self._options(120, tuple(pi.name for pi in p.increments)),
             "Flagged": self._options(140, ("Impediment",)),
+            "Agile Release Train": self._options(150, tuple(a.name for a in p.arts)),
         }
         self.option_frag = {
             name: [Frag(orjson.dumps(o)) for o in opts] for name, opts in self.options.items()
@@ -660,6 +661,10 @@ class JiraSite:
         f[cf["Program Increment"]] = self.option_frag["Program Increment"][pi] if pi >= 0 else None
         team = p.team[i]
         f[cf["Team"]] = self.team_frag[team] if team >= 0 else None
+        art = p.art[i]
+        f[cf["Agile Release Train"]] = (
+            self.option_frag["Agile Release Train"][art] if art >= 0 else None
+        )
         f[cf["Flagged"]] = self.flag_frag if flags & F_FLAGGED else None
         sprint = p.sprint[i]
         f[cf["Sprint"]] = self.sprint_frag[sprint] if sprint >= 0 else None
@@ -826,11 +831,12 @@ class JiraSite:
         if attr in NUMERIC_ATTRS:
             name = next(n for n, a in FIELD_ATTR.items() if a == attr)
             return _item(name, "custom", cf[name], None, _num(c.old), None, _num(c.new))
-        if attr in ("health", "category", "increment"):
+        if attr in ("health", "category", "increment", "art"):
             name = {
                 "health": "Portfolio Health",
                 "category": "Investment Category",
                 "increment": "Program Increment",
+                "art": "Agile Release Train",
             }[attr]
             opts = self.options[name]
 

@@ -21,7 +21,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sandbox import lexer
 from sandbox.jira_site import FieldDef, JiraSite
+from sandbox.lexer import Tok, TokenCursor
 from sandbox.portfolio import F_DELETED, F_FLAGGED, Portfolio
 from sandbox.process import CATEGORY_LABELS, HEALTH_VALUES, PRIORITIES
 
@@ -53,33 +55,17 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Tok:
-    kind: str  # str | op | word
-    text: str
-    pos: int
-
-
 def tokenize(text: str) -> list[Tok]:
-    out = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise JqlError(
-                f"Error in the JQL Query: The character '{text[pos]}' is a reserved JQL character. "
-                f"You must enclose it in a string or use the escape '\\u{ord(text[pos]):04x}' "
-                "instead. "
-                f"(line 1, character {pos + 1})"
-            )
-        kind = m.lastgroup or "word"
-        raw = m.group(kind)
-        if kind == "str":
-            raw = re.sub(r"\\(.)", r"\1", raw[1:-1])
-        out.append(Tok(kind, raw, m.start(kind)))
-        pos = m.end()
-    return out
+    def unexpected(pos: int) -> JqlError:
+        return JqlError(
+            f"Error in the JQL Query: The character '{text[pos]}' is a reserved JQL character. "
+            f"You must enclose it in a string or use the escape '\\u{ord(text[pos]):04x}' "
+            "instead. "
+            f"(line 1, character {pos + 1})"
+        )
+
+    unquote = {"str": lambda raw: re.sub(r"\\(.)", r"\1", raw[1:-1])}
+    return lexer.tokenize(text.rstrip(), _TOKEN, unquote, unexpected)
 
 
 # ---------------------------------------------------------------------- AST
@@ -114,26 +100,15 @@ class Query:
     """(field, descending)"""
 
 
-class _Parser:
+class _Parser(TokenCursor):
     def __init__(self, text: str):
+        super().__init__(
+            tokenize(text),
+            lambda: JqlError(
+                "Error in the JQL Query: Expecting more input at the end of the query."
+            ),
+        )
         self.text = text
-        self.toks = tokenize(text)
-        self.k = 0
-
-    def peek(self, offset: int = 0) -> Tok | None:
-        k = self.k + offset
-        return self.toks[k] if k < len(self.toks) else None
-
-    def word(self, *words: str) -> bool:
-        t = self.peek()
-        return t is not None and t.kind == "word" and t.text.lower() in words
-
-    def take(self) -> Tok:
-        t = self.peek()
-        if t is None:
-            raise JqlError("Error in the JQL Query: Expecting more input at the end of the query.")
-        self.k += 1
-        return t
 
     def expect_op(self, op: str) -> None:
         t = self.take()

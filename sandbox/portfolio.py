@@ -558,6 +558,7 @@ class Portfolio:
             items = [
                 ChangeItem("project", p_old, p_new),
                 ChangeItem("key", old_key, f"{self.project_key(p_new)}-{num}"),
+                ChangeItem("art", old_art, new_art),
                 *items,
             ]
         elif new_art != old_art:

@@ -402,6 +402,7 @@ JIRA_CUSTOM_FIELDS: tuple[tuple[str, str], ...] = (
     ("Rank", "rank"),
     ("Start date", "date"),
     ("Target end", "date"),
+    ("Agile Release Train", "select"),  # last: earlier fields keep their ids
 )
 
 

@@ -220,6 +220,7 @@ class Sandbox:
                     "planned_value": "Planned Business Value",
                     "actual_value": "Actual Business Value",
                     "team": "Team",
+                    "art": "Agile Release Train",
                     "increment": "Program Increment",
                     "category": "Investment Category",
                     "flagged": "Flagged",

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sandbox import lexer
 from sandbox.ado_site import PROJECT, AdoField, AdoSite, field_named
+from sandbox.lexer import Tok, TokenCursor
 from sandbox.portfolio import F_DELETED, MS_DAY
 
 MAX_RESULTS = 20_000
@@ -42,31 +44,17 @@ _TOKEN = re.compile(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Tok:
-    kind: str
-    text: str
-
-
 def tokenize(text: str) -> list[Tok]:
-    out = []
-    pos = 0
-    text = text.strip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise WiqlError(
-                f"TF51006: The query statement contains an unexpected character at position {pos}."
-            )
-        kind = m.lastgroup or "word"
-        raw = m.group(kind)
-        if kind == "str":
-            raw = raw[1:-1].replace("''", "'")
-        elif kind == "field":
-            raw = raw[1:-1].strip()
-        out.append(Tok(kind, raw))
-        pos = m.end()
-    return out
+    def unexpected(pos: int) -> WiqlError:
+        return WiqlError(
+            f"TF51006: The query statement contains an unexpected character at position {pos}."
+        )
+
+    unquote = {
+        "str": lambda raw: raw[1:-1].replace("''", "'"),
+        "field": lambda raw: raw[1:-1].strip(),
+    }
+    return lexer.tokenize(text.strip(), _TOKEN, unquote, unexpected)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,26 +84,13 @@ class DateLit:
     text: str
 
 
-class _Parser:
+class _Parser(TokenCursor):
     def __init__(self, text: str, project: str, now_ms: int):
-        self.toks = tokenize(text)
-        self.k = 0
+        super().__init__(
+            tokenize(text), lambda: WiqlError("TF51006: The query statement is incomplete.")
+        )
         self.project = project
         self.now_ms = now_ms
-
-    def peek(self) -> Tok | None:
-        return self.toks[self.k] if self.k < len(self.toks) else None
-
-    def is_word(self, *words: str) -> bool:
-        t = self.peek()
-        return t is not None and t.kind == "word" and t.text.lower() in words
-
-    def take(self) -> Tok:
-        t = self.peek()
-        if t is None:
-            raise WiqlError("TF51006: The query statement is incomplete.")
-        self.k += 1
-        return t
 
     def expect_word(self, word: str) -> None:
         t = self.take()
@@ -149,17 +124,17 @@ class _Parser:
                 "WorkItemTrackingQueryException",
             )
         where = None
-        if self.is_word("where"):
+        if self.word("where"):
             self.take()
             where = self.or_expr()
         order: list[tuple[AdoField, bool]] = []
-        if self.is_word("order"):
+        if self.word("order"):
             self.take()
             self.expect_word("by")
             while True:
                 f = self.field()
                 desc = False
-                if self.is_word("asc", "desc"):
+                if self.word("asc", "desc"):
                     desc = self.take().text.lower() == "desc"
                 order.append((f, desc))
                 t = self.peek()
@@ -167,7 +142,7 @@ class _Parser:
                     self.take()
                     continue
                 break
-        if self.is_word("asof"):
+        if self.word("asof"):
             self.take()
             self.take()
         if self.peek() is not None:
@@ -176,20 +151,20 @@ class _Parser:
 
     def or_expr(self) -> Cond | Bool:
         args = [self.and_expr()]
-        while self.is_word("or"):
+        while self.word("or"):
             self.take()
             args.append(self.and_expr())
         return args[0] if len(args) == 1 else Bool("or", tuple(args))
 
     def and_expr(self) -> Cond | Bool:
         args = [self.not_expr()]
-        while self.is_word("and"):
+        while self.word("and"):
             self.take()
             args.append(self.not_expr())
         return args[0] if len(args) == 1 else Bool("and", tuple(args))
 
     def not_expr(self) -> Cond | Bool:
-        if self.is_word("not"):
+        if self.word("not"):
             self.take()
             return Bool("not", (self.not_expr(),))
         t = self.peek()
@@ -214,11 +189,11 @@ class _Parser:
                         f"TF51006: Expecting IN, UNDER or CONTAINS after NOT, found '{nxt}'."
                     )
                 op = f"not {nxt}"
-            elif op == "contains" and self.is_word("words"):
+            elif op == "contains" and self.word("words"):
                 self.take()
                 op = "contains words"
             elif op == "is":
-                if self.is_word("not"):
+                if self.word("not"):
                     self.take()
                     op = "is not"
                 self.expect_word("empty")

@@ -19,13 +19,17 @@ Result tables, each documented column by column in the module that fills it:
 "ART" is an item's own ART, else its nearest ancestor's, else its own team; "PI" is an
 item's own increment, else its nearest ancestor's.
 
-A run works in temporary tables (`tmp_*`, dropped before it commits) and holds the write lock
-from its start: on SQLite the database's (a sync waits for it, up to its busy timeout), on
-PostgreSQL the `rollup` table's (syncs go on; a second run waits), read from one snapshot.
+A run works in temporary tables (`tmp_*`, dropped before it commits) and reads one snapshot.
+On PostgreSQL it holds the `rollup` table's lock from its start (syncs go on; a second run
+waits). On SQLite it computes into temporary copies of the result tables and takes the
+database's write lock only to replace the results from them at the end, so a sync waits
+(up to its busy timeout) for that copy, not for the whole run; the results are those of the
+snapshot read at the start, as on PostgreSQL.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -136,7 +140,14 @@ def _session(engine: Engine) -> Iterator[Connection]:
 
 @contextmanager
 def _exclusive(conn: Connection) -> Iterator[None]:
-    """One transaction that reads one snapshot and is the only analytics run writing."""
+    """Compute from one snapshot, then publish every result table in one write.
+
+    PostgreSQL: one REPEATABLE READ transaction holding the `rollup` table's lock, so a second
+    run waits while syncs go on. SQLite (WAL): the run reads one snapshot in a read
+    transaction and writes into temporary copies of the result tables, which shadow them by
+    name; only then does it take the database's write lock, to replace the results from the
+    copies. A sync is kept waiting for that copy only, not for the whole computation.
+    """
     if conn.dialect.name == "postgresql":
         conn.execution_options(isolation_level="REPEATABLE READ")
         with conn.begin():
@@ -154,14 +165,33 @@ def _exclusive(conn: Connection) -> Iterator[None]:
             conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = -{SQLITE_CACHE_KIB}")
         conn.commit()
         with conn.begin():
-            # pysqlite would start the transaction lazily, at the first write: take the write
-            # lock up front, so the snapshot read is the one written from.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # pysqlite would run each read in a transaction of its own: one snapshot for all.
+            conn.exec_driver_sql("BEGIN")
+            _shadow_results(conn)
             yield
+        with conn.begin():
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            for table in RESULT_TABLES:
+                conn.exec_driver_sql(f"DELETE FROM main.{table}")
+                conn.exec_driver_sql(f"INSERT INTO main.{table} SELECT * FROM temp.{table}")
+                conn.exec_driver_sql(f"DROP TABLE temp.{table}")
     finally:
+        conn.rollback()
+        for table in RESULT_TABLES:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{table}")
         for schema, size in cache.items():
             conn.exec_driver_sql(f"PRAGMA {schema}.cache_size = {size}")
         conn.commit()
+
+
+def _shadow_results(conn: Connection) -> None:
+    """Empty temporary tables named and declared like the result tables (same columns, types
+    and keys), which unqualified names then resolve to (SQLite looks in temp first)."""
+    for table in RESULT_TABLES:
+        ddl = conn.exec_driver_sql(
+            "SELECT sql FROM main.sqlite_master WHERE type = 'table' AND name = ?", (table,)
+        ).scalar_one()
+        conn.exec_driver_sql(re.sub(r"^CREATE TABLE", "CREATE TEMPORARY TABLE", ddl))
 
 
 def _increments(scratch: Scratch, increments: list[Increment]) -> None:

@@ -119,6 +119,7 @@ def _history(scratch: Scratch, started: Sequence[Increment], now: datetime) -> N
         times=loads,
         indexes=["id"],
     )
+    scratch.analyze("tmp_history")
 
 
 def _status_time(kind: str) -> str:
@@ -212,11 +213,18 @@ def _load(scratch: Scratch, started: Sequence[Increment], now: datetime) -> None
 
 
 def _metrics(scratch: Scratch, now: datetime) -> None:
-    """Velocity and status times summed per key; the percentiles from the few ranked rows
-    around their positions; load from `tmp_load`; then one row per key."""
-    low50, high50, frac50 = _ranks(50)
-    low85, high85, frac85 = _ranks(85)
-    none = "CAST(NULL AS BIGINT)"
+    """Velocity and status times summed per key; the percentiles looked up by position among
+    the flow times sorted once; load from `tmp_load`; then one row per key."""
+    scratch.create(
+        "tmp_flow_key",
+        f"""
+        SELECT {_KEY}, COUNT(*) AS completed, SUM(estimate) AS estimate,
+               COUNT(flow_seconds) AS timed, SUM(active_seconds) AS active_seconds,
+               SUM(waiting_seconds) AS waiting_seconds
+        FROM tmp_done WHERE increment IS NOT NULL GROUP BY {_KEY}
+        """,
+    )
+    _flow_order(scratch)
     scratch.run(
         f"""
         INSERT INTO flow_metric (id, computed_at, {_KEY}, completed_items,
@@ -224,8 +232,7 @@ def _metrics(scratch: Scratch, now: datetime) -> None:
                                  flow_time_p85, wip, active_days, waiting_days, efficiency)
         SELECT ROW_NUMBER() OVER (ORDER BY m.increment, m.art, m.level), :now,
                m.art, m.increment, m.level, m.completed_items, m.completed_estimate,
-               m.flow_time_items, {_interpolate("m", 50)} / 86400,
-               {_interpolate("m", 85)} / 86400, m.wip,
+               m.flow_time_items, m.p50 / 86400, m.p85 / 86400, m.wip,
                CAST(m.active_seconds AS FLOAT) / 86400,
                CAST(m.waiting_seconds AS FLOAT) / 86400,
                CASE WHEN m.active_seconds + m.waiting_seconds > 0
@@ -234,31 +241,21 @@ def _metrics(scratch: Scratch, now: datetime) -> None:
         FROM (
             SELECT {_KEY}, SUM(x.completed) AS completed_items,
                    SUM(x.estimate) AS completed_estimate, SUM(x.timed) AS flow_time_items,
-                   MAX(x.low50) AS low50, MAX(x.high50) AS high50, MAX(x.frac50) AS frac50,
-                   MAX(x.low85) AS low85, MAX(x.high85) AS high85, MAX(x.frac85) AS frac85,
-                   SUM(x.wip) AS wip, SUM(x.active_seconds) AS active_seconds,
+                   MAX(x.p50) AS p50, MAX(x.p85) AS p85, SUM(x.wip) AS wip,
+                   SUM(x.active_seconds) AS active_seconds,
                    SUM(x.waiting_seconds) AS waiting_seconds
             FROM (
-                SELECT {_KEY}, COUNT(*) AS completed, SUM(estimate) AS estimate,
-                       COUNT(flow_seconds) AS timed, {none} AS low50, {none} AS high50,
-                       {none} AS frac50, {none} AS low85, {none} AS high85, {none} AS frac85,
-                       0 AS wip, SUM(active_seconds) AS active_seconds,
-                       SUM(waiting_seconds) AS waiting_seconds
-                FROM tmp_done WHERE increment IS NOT NULL GROUP BY {_KEY}
-                UNION ALL
-                SELECT {_KEY}, 0, NULL, 0, {low50}, {high50}, {frac50}, {low85}, {high85},
-                       {frac85}, 0, NULL, NULL
+                SELECT {_KEY}, k.completed, k.estimate, k.timed, {_percentile(50)} AS p50,
+                       {_percentile(85)} AS p85, 0 AS wip, k.active_seconds,
+                       k.waiting_seconds
                 FROM (
-                    SELECT {_KEY}, flow_seconds,
-                           ROW_NUMBER() OVER (PARTITION BY {_KEY} ORDER BY flow_seconds) AS rn,
-                           COUNT(*) OVER (PARTITION BY {_KEY}) AS n
-                    FROM tmp_done WHERE increment IS NOT NULL AND flow_seconds IS NOT NULL
-                ) ranked
-                WHERE rn IN ({_position(50)} + 1, {_position(50)} + 2,
-                             {_position(85)} + 1, {_position(85)} + 2)
+                    SELECT k.*, CAST(COALESCE(SUM(k.timed) OVER (
+                        ORDER BY {_KEY} ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+                    ), 0) AS BIGINT) AS before
+                    FROM tmp_flow_key k
+                ) k
                 UNION ALL
-                SELECT {_KEY}, 0, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, wip, NULL, NULL
-                FROM tmp_load
+                SELECT {_KEY}, 0, NULL, 0, NULL, NULL, wip, NULL, NULL FROM tmp_load
             ) x
             GROUP BY {_KEY}
         ) m
@@ -267,24 +264,43 @@ def _metrics(scratch: Scratch, now: datetime) -> None:
     )
 
 
-def _position(percent: int) -> str:
-    """The 0-based rank below the percentile's position 1 + p(n-1) (integer maths)."""
-    return f"({percent} * (n - 1)) / 100"
-
-
-def _ranks(percent: int) -> tuple[str, str, str]:
-    """Per ranked row: its flow time if it is the rank below / above the percentile's position
-    (like percentile_cont), and the fraction between the two, in hundredths."""
-    return (
-        f"CASE WHEN rn = {_position(percent)} + 1 THEN flow_seconds END",
-        f"CASE WHEN rn = {_position(percent)} + 2 THEN flow_seconds END",
-        f"({percent} * (n - 1)) % 100",
+def _flow_order(scratch: Scratch) -> None:
+    """Scratch table `tmp_flow_order`: the flow times of the completed items in (key, flow
+    time) order, numbered by `seq` from 1, so a key's times are the `tmp_flow_key.timed`
+    numbers after those of the keys before it (both orders are the same ORDER BY)."""
+    rows = (
+        f"SELECT flow_seconds FROM tmp_done"
+        f" WHERE increment IS NOT NULL AND flow_seconds IS NOT NULL"
+        f" ORDER BY {_KEY}, flow_seconds"
+    )
+    if scratch.dialect == "sqlite":
+        # Rows inserted in order get rowids 1, 2, ...: numbered without a window pass.
+        scratch.declare("tmp_flow_order", "seq INTEGER PRIMARY KEY, flow_seconds BIGINT")
+        scratch.run(f"INSERT INTO tmp_flow_order (flow_seconds) {rows}")
+        return
+    scratch.create(
+        "tmp_flow_order",
+        f"SELECT ROW_NUMBER() OVER (ORDER BY {_KEY}, flow_seconds) AS seq, flow_seconds"
+        " FROM tmp_done WHERE increment IS NOT NULL AND flow_seconds IS NOT NULL",
+        indexes=["seq"],
     )
 
 
-def _interpolate(alias: str, percent: int) -> str:
-    low, high, fraction = (f"{alias}.{name}{percent}" for name in ("low", "high", "frac"))
-    return f"({low} + CAST(COALESCE({high}, {low}) - {low} AS FLOAT) * {fraction} / 100)"
+def _percentile(percent: int) -> str:
+    """Seconds at the percentile of a key's flow times, linearly interpolated between the
+    ranks around its position 1 + p(n-1) like percentile_cont (integer maths for the ranks,
+    so both databases give the same double)."""
+    rank = f"k.before + ({percent} * (k.timed - 1)) / 100"
+    low = f"(SELECT o.flow_seconds FROM tmp_flow_order o WHERE o.seq = {rank} + 1)"
+    high = (
+        f"CASE WHEN ({percent} * (k.timed - 1)) / 100 + 2 <= k.timed"
+        f" THEN (SELECT o.flow_seconds FROM tmp_flow_order o WHERE o.seq = {rank} + 2) END"
+    )
+    fraction = f"(({percent} * (k.timed - 1)) % 100)"
+    return (
+        f"CASE WHEN k.timed > 0 THEN"
+        f" {low} + CAST(COALESCE({high}, {low}) - {low} AS FLOAT) * {fraction} / 100 END"
+    )
 
 
 def _distribution(scratch: Scratch, now: datetime) -> None:

@@ -94,6 +94,7 @@ def build_tree(scratch: Scratch, now: datetime) -> HierarchyCounts:
             times={"now": now},
         )
     scratch.index("tmp_node", ["depth"])
+    scratch.analyze("tmp_node")
     return HierarchyCounts(items=reached, cycles=cycles, orphans=orphans, too_deep=too_deep)
 
 

@@ -1,12 +1,13 @@
 """Loading mapped items into the warehouse: the one write path every connector's sync uses.
 
 A batch is an idempotent upsert keyed by (source, external id). Each row carries a content hash,
-so an unchanged item costs one indexed read and no write. Rows go to the database as one
-executemany of `INSERT .. ON CONFLICT`: SQLite runs it in C, psycopg pipelines one prepared
-statement (faster here than insertmanyvalues with RETURNING, which makes psycopg parse a
-30,000-placeholder statement per page; see benchmarks/RESULTS.md). A batch, its `sync_run`
-counters, its history rows and the source watermark commit in one transaction: a sync killed
-between batches resumes from the last committed watermark and neither loses nor duplicates.
+so an unchanged item costs its share of one indexed read and no write. One query per batch reads
+the stored rows of the batch and of the parents it names. Changed rows go to the database in one
+statement compiled once: on SQLite the driver's executemany of `INSERT .. ON CONFLICT`, on
+PostgreSQL a COPY into a temp table merged by one `INSERT .. SELECT .. ON CONFLICT` (see
+`_BulkWrite` and benchmarks/RESULTS.md). A batch, its `sync_run` counters, its history rows and
+the source watermark commit in one transaction: a sync killed between batches resumes from the
+last committed watermark and neither loses nor duplicates.
 """
 
 from __future__ import annotations
@@ -15,14 +16,23 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
+from operator import itemgetter
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
+    String,
     Table,
     UniqueConstraint,
+    Update,
+    any_,
+    bindparam,
+    column,
     func,
     or_,
     select,
@@ -30,7 +40,9 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy import table as sql_table
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 
 from mapping.model import Objective, Quarantined, WorkItem
 from warehouse import models
@@ -56,8 +68,11 @@ TRACKED_FIELDS = (
 )
 """Fields whose changes are kept in `work_item_history` even when no changelog reports them."""
 
+HISTORY_COLUMNS = ("work_item_id", "change_id", "changed_at", "field", "from_value", "to_value")
+_KEY_COLUMNS = {"source_id", "external_id"}
+ITEM_COLUMNS = tuple(col.name for col in table_of(models.WorkItem).columns if col.name != "id")
+
 _READ_CHUNK = 500
-_HASH_EXCLUDE = {"raw", "history"}
 
 
 @dataclass
@@ -86,7 +101,10 @@ def _hashed(document: dict[str, Any]) -> dict[str, Any]:
 
 def work_item_row(item: WorkItem, source_id: int, synced_at: datetime) -> dict[str, Any]:
     """The `work_item` row for a mapped item (without `id` and `parent_id`)."""
-    row = _hashed(item.model_dump(exclude=_HASH_EXCLUDE))
+    # The model's own field values, as `model_dump` would give them, without its deep copy.
+    document = item.__dict__.copy()
+    del document["raw"], document["history"]
+    row = _hashed(document)
     row.update(source_id=source_id, raw=item.raw, synced_at=synced_at, deleted_at=None)
     return row
 
@@ -221,127 +239,72 @@ def _load_work_items(
 ) -> None:
     if not items:
         return
-    table = table_of(models.WorkItem)
+    sql = _statements(conn)
     rows = [work_item_row(item, source_id, now) for item in items]
-    existing = _existing(conn, table, source_id, [row["external_id"] for row in rows])
+    parents = {row["parent_external_id"] for row in rows if row["parent_external_id"]}
+    # One read for the batch's own rows (hash, old values) and for the parents it names.
+    found = _existing(conn, source_id, [row["external_id"] for row in rows], parents)
     write: list[dict[str, Any]] = []
     new_ids: list[str] = []
+    revived: list[str] = []
     for row in rows:
-        old = existing.get(row["external_id"])
+        old = found.get(row["external_id"])
         if old is None:
             new_ids.append(row["external_id"])
             write.append(row)
-        elif old["content_hash"] != row["content_hash"] or old["deleted_at"] is not None:
+        elif old["deleted_at"] is not None:
+            revived.append(row["external_id"])
+            write.append(row)
+        elif old["content_hash"] != row["content_hash"]:
             write.append(row)
     counts.inserted += len(new_ids)
     counts.updated += len(write) - len(new_ids)
     counts.unchanged += len(rows) - len(write)
     if not write:
         return
-    parents = sorted({row["parent_external_id"] for row in write if row["parent_external_id"]})
-    parent_ids = _ids(conn, table, source_id, parents)
     for row in write:
-        row["parent_id"] = parent_ids.get(row["parent_external_id"] or "")
-    stmt = _insert(conn, table)
-    changed = {
-        column.name: stmt.excluded[column.name]
-        for column in table.columns
-        if column.name not in {"id", "source_id", "external_id"}
-    }
-    upsert = stmt.on_conflict_do_update(
-        index_elements=["source_id", "external_id"],
-        set_=changed,
-        where=or_(
-            table.c.content_hash != stmt.excluded.content_hash,
-            table.c.deleted_at.is_not(None),
-        ),
-    )
-    conn.execute(upsert, write)
-    _refresh_statistics(conn, table)
-    revived = new_ids + [
-        row["external_id"]
-        for row in write
-        if row["external_id"] in existing and existing[row["external_id"]]["deleted_at"]
-    ]
-    _retire_other_kind(conn, table_of(models.Objective), source_id, revived, now)
+        parent = found.get(row["parent_external_id"] or "")
+        row["parent_id"] = parent["id"] if parent is not None else None
+    _bulk_writes(conn)[0].execute(conn, write)
+    _refresh_statistics(conn, sql.work_item)
+    _retire_other_kind(conn, table_of(models.Objective), source_id, new_ids + revived, now)
+    if new_ids:
+        conn.execute(sql.link_children, {"src": source_id, "keys": _keys(conn, new_ids)})
     written = {row["external_id"] for row in write}
-    _link_children_of_new_items(conn, source_id, new_ids)
-    written_items = [latest for latest in items if latest.external_id in written]
-    ids = {external_id: old["id"] for external_id, old in existing.items()}
+    written_items = [item for item in items if item.external_id in written]
+    existing = {key: found[key] for key in written if key in found}
+    ids = {key: old["id"] for key, old in existing.items()}
     unknown = [
         item.external_id for item in written_items if item.history and item.external_id not in ids
     ]
-    ids.update(_ids(conn, table, source_id, unknown))
+    if unknown:
+        ids.update((key, row["id"]) for key, row in _existing(conn, source_id, unknown, ()).items())
     history = _history_rows(written_items, ids, existing)
     if history:
-        history_table = table_of(models.WorkItemHistory)
-        conn.execute(
-            _insert(conn, history_table).on_conflict_do_nothing(
-                index_elements=["work_item_id", "change_id", "field"]
-            ),
-            history,
-        )
+        _bulk_writes(conn)[1].execute(conn, history)
         counts.history += len(history)
 
 
-def _ids(conn: Connection, table: Table, source_id: int, external_ids: list[str]) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for start in range(0, len(external_ids), _READ_CHUNK):
-        query = select(table.c.external_id, table.c.id).where(
-            table.c.source_id == source_id,
-            table.c.external_id.in_(external_ids[start : start + _READ_CHUNK]),
-        )
-        found.update({external_id: row_id for external_id, row_id in conn.execute(query)})
-    return found
-
-
 def _existing(
-    conn: Connection, table: Table, source_id: int, external_ids: list[str]
-) -> dict[str, dict[str, Any]]:
-    columns = [table.c.id, table.c.external_id, table.c.content_hash, table.c.deleted_at]
-    columns += [table.c[name] for name in TRACKED_FIELDS]
-    columns.append(table.c.updated_at)
-    found: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(external_ids), _READ_CHUNK):
-        chunk = external_ids[start : start + _READ_CHUNK]
-        query = select(*columns).where(
-            table.c.source_id == source_id, table.c.external_id.in_(chunk)
-        )
-        for row in conn.execute(query).mappings():
-            found[row["external_id"]] = dict(row)
-    return found
-
-
-def _link_children_of_new_items(conn: Connection, source_id: int, new_ids: list[str]) -> None:
-    """Link rows waiting for a parent that has just arrived (in this batch or an earlier one).
-
-    A row names a new parent only if it was written before that parent existed, so its
-    `parent_id` is still empty: no `parent_id IS NULL` test, which would lure SQLite's planner
-    onto the `parent_id` index.
-    """
-    table = table_of(models.WorkItem)
-    parent = table.alias("parent")
-    parent_id = (
-        select(parent.c.id)
-        .where(
-            parent.c.source_id == table.c.source_id,
-            parent.c.external_id == table.c.parent_external_id,
-        )
-        .scalar_subquery()
+    conn: Connection, source_id: int, external_ids: list[str], parents: Iterable[str]
+) -> dict[str, Any]:
+    """The stored rows (id, hash, tracked fields) of these external ids and of the parents."""
+    wanted = set(external_ids).union(parents)
+    result = conn.execute(
+        _statements(conn).existing, {"src": source_id, "keys": _keys(conn, sorted(wanted))}
     )
-    for start in range(0, len(new_ids), _READ_CHUNK):
-        conn.execute(
-            update(table)
-            .where(
-                table.c.source_id == source_id,
-                table.c.parent_external_id.in_(new_ids[start : start + _READ_CHUNK]),
-            )
-            .values(parent_id=parent_id)
-        )
+    return {row["external_id"]: row for row in result.mappings()}
+
+
+def _keys(conn: Connection, values: list[str]) -> Any:
+    """A list of ids as one bound value: an array on PostgreSQL, a JSON array on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return values
+    return orjson.dumps(values).decode()
 
 
 def _history_rows(
-    items: Iterable[WorkItem], ids: dict[str, int], existing: dict[str, dict[str, Any]]
+    items: Iterable[WorkItem], ids: dict[str, int], existing: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Changelog entries as given, plus a row per tracked field the changelog did not explain."""
     rows: list[dict[str, Any]] = []
@@ -351,7 +314,16 @@ def _history_rows(
             continue
         work_item_id = ids[item.external_id]
         for change in item.history:
-            rows.append({"work_item_id": work_item_id, **storable(change.model_dump())})
+            rows.append(
+                {
+                    "work_item_id": work_item_id,
+                    "change_id": storable(change.change_id),
+                    "changed_at": change.changed_at,
+                    "field": storable(change.field),
+                    "from_value": storable(change.from_value),
+                    "to_value": storable(change.to_value),
+                }
+            )
         if old is None:
             continue
         explained = {c.field for c in item.history if c.changed_at >= old["updated_at"]}
@@ -428,15 +400,10 @@ def _retire_other_kind(
 ) -> None:
     """An item whose type changed between a work item type and an objective type is live in
     one table only: its row of the old kind gets `deleted_at` (never a DELETE)."""
-    for start in range(0, len(external_ids), _READ_CHUNK):
+    if external_ids:
         conn.execute(
-            update(other)
-            .where(
-                other.c.source_id == source_id,
-                other.c.external_id.in_(external_ids[start : start + _READ_CHUNK]),
-                other.c.deleted_at.is_(None),
-            )
-            .values(deleted_at=now)
+            _statements(conn).retire[other.name],
+            {"src": source_id, "keys": _keys(conn, external_ids), "now": now},
         )
 
 
@@ -455,7 +422,7 @@ def _quarantine(
     replaced = conn.execute(
         table.delete().where(
             table.c.sync_run_id == run_id,
-            table.c.external_id.in_([entry.external_id for entry in quarantined]),
+            table.c.external_id.in_([quarantine_id(entry) for entry in quarantined]),
         )
     ).rowcount
     conn.execute(
@@ -464,7 +431,7 @@ def _quarantine(
             {
                 "sync_run_id": run_id,
                 "source_id": source_id,
-                "external_id": storable(entry.external_id),
+                "external_id": quarantine_id(entry),
                 "error": storable(entry.error),
                 "payload": entry.payload,
                 "created_at": now,
@@ -473,6 +440,14 @@ def _quarantine(
         ],
     )
     counts.quarantined += len(quarantined) - max(replaced, 0)
+
+
+def quarantine_id(entry: Quarantined) -> str:
+    """The id a quarantined item is kept under: whatever the payload had in its id field, cut
+    to the column's 64 characters and marked so with an ellipsis (a malformed id must not fail
+    its batch; the payload is kept whole)."""
+    text: str = storable(entry.external_id)
+    return text if len(text) <= 64 else text[:63] + "\u2026"
 
 
 def _advance_run(
@@ -586,10 +561,180 @@ def _refresh_statistics(conn: Connection, table: Table) -> None:
         conn.execute(text(f"ANALYZE {table.name} ({', '.join(sorted(indexed | unique))})"))
 
 
+class _BulkWrite:
+    """A batch of rows written by one statement compiled once, bypassing SQLAlchemy's generic
+    per-row parameter handling (half the CPU time of a first load; benchmarks/RESULTS.md).
+
+    Each value still goes through its column type's bind processor, as `conn.execute` would.
+    SQLite: the driver's executemany of the `INSERT .. ON CONFLICT` (SQLite runs it in C).
+    PostgreSQL: the rows are COPY'd into a session temp table (emptied at commit), then merged
+    by one `INSERT .. SELECT .. ON CONFLICT` in key order, so concurrent loads of the same rows
+    wait on each other row by row and never deadlock.
+    """
+
+    def __init__(self, table: Table, names: Sequence[str], merge: Any, dialect: Dialect) -> None:
+        postgres = dialect.name == "postgresql"
+        compiled = merge.compile(dialect=dialect, column_keys=None if postgres else list(names))
+        self.sql = str(compiled)
+        positions = None if postgres else compiled.positiontup
+        self.names = tuple(positions) if positions is not None else tuple(names)
+        self.processors = [
+            (index, processor)
+            for index, name in enumerate(self.names)
+            if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        ]
+        self.values = itemgetter(*self.names)
+        self.postgres = postgres
+        quote = dialect.identifier_preparer.quote
+        columns = ", ".join(quote(name) for name in self.names)
+        staged = _staged_name(table)
+        self.stage = (
+            f"CREATE TEMP TABLE IF NOT EXISTS {staged} ON COMMIT DELETE ROWS AS "
+            f"SELECT {columns} FROM {quote(table.name)} WITH NO DATA"
+        )
+        self.copy = f"COPY {staged} ({columns}) FROM STDIN"
+
+    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+        values, processors = self.values, self.processors
+        converted: list[tuple[Any, ...]] = []
+        for row in rows:
+            params = list(values(row))
+            for index, processor in processors:
+                if params[index] is not None:
+                    params[index] = processor(params[index])
+            converted.append(tuple(params))
+        if not self.postgres:
+            conn.exec_driver_sql(self.sql, converted)
+            return
+        conn.exec_driver_sql(self.stage)
+        cursor = conn.connection.cursor()
+        try:
+            with cursor.copy(self.copy) as copy:
+                for record in converted:
+                    copy.write_row(record)
+        finally:
+            cursor.close()
+        conn.exec_driver_sql(self.sql)
+
+
+def _staged_name(table: Table) -> str:
+    return f"lpm_staged_{table.name}"
+
+
+@dataclass(frozen=True)
+class _Statements:
+    """The loader's statements, built once per dialect: building them (the `excluded` and
+    parent aliases, the column lists) cost more per batch than running some of them."""
+
+    work_item: Table
+    existing: Select[Any]
+    upsert: Any
+    link_children: Update
+    history: Any
+    retire: dict[str, Update]
+
+
+_BULK_WRITES: WeakKeyDictionary[Dialect, tuple[_BulkWrite, _BulkWrite]] = WeakKeyDictionary()
+
+
+def _bulk_writes(conn: Connection) -> tuple[_BulkWrite, _BulkWrite]:
+    """The work item upsert and the history insert for this engine's dialect (whose JSON
+    serializer the bind processors use)."""
+    dialect = conn.dialect
+    found = _BULK_WRITES.get(dialect)
+    if found is None:
+        sql = _statements(conn)
+        history = table_of(models.WorkItemHistory)
+        found = (
+            _BulkWrite(sql.work_item, ITEM_COLUMNS, sql.upsert, dialect),
+            _BulkWrite(history, HISTORY_COLUMNS, sql.history, dialect),
+        )
+        _BULK_WRITES[dialect] = found
+    return found
+
+
+def _statements(conn: Connection) -> _Statements:
+    return _statements_for(conn.dialect.name)
+
+
+@cache
+def _statements_for(dialect: str) -> _Statements:
+    table = table_of(models.WorkItem)
+    source_id = bindparam("src", type_=table.c.source_id.type)
+
+    def among(target: Any) -> Any:
+        """`target` is one of the bound `keys`: one parameter however many keys (no
+        IN-list of thousands of placeholders to render, no chunking)."""
+        if dialect == "postgresql":
+            return target == any_(bindparam("keys", type_=postgresql.ARRAY(String())))
+        keys = func.json_each(bindparam("keys", type_=String())).table_valued("value")
+        return target.in_(select(keys.c.value))
+
+    columns = [table.c.id, table.c.external_id, table.c.content_hash, table.c.deleted_at]
+    columns += [table.c[name] for name in TRACKED_FIELDS]
+    columns.append(table.c.updated_at)
+    existing = select(*columns).where(table.c.source_id == source_id, among(table.c.external_id))
+
+    stmt = _dialect_insert(dialect, table)
+    if dialect == "postgresql":
+        staged = sql_table(_staged_name(table), *(column(name) for name in ITEM_COLUMNS))
+        stmt = stmt.from_select(ITEM_COLUMNS, select(*staged.c).order_by(staged.c.external_id))
+    upsert = stmt.on_conflict_do_update(
+        index_elements=["source_id", "external_id"],
+        set_={name: stmt.excluded[name] for name in ITEM_COLUMNS if name not in _KEY_COLUMNS},
+        where=or_(
+            table.c.content_hash != stmt.excluded.content_hash,
+            table.c.deleted_at.is_not(None),
+        ),
+    )
+
+    # Rows waiting for a parent that has just arrived (in this batch or an earlier one). A row
+    # names a new parent only if it was written before that parent existed, so its `parent_id`
+    # is still empty: no `parent_id IS NULL` test, which would lure SQLite's planner onto the
+    # `parent_id` index.
+    parent = table.alias("parent")
+    parent_id = (
+        select(parent.c.id)
+        .where(
+            parent.c.source_id == table.c.source_id,
+            parent.c.external_id == table.c.parent_external_id,
+        )
+        .scalar_subquery()
+    )
+    link_children = (
+        update(table)
+        .where(table.c.source_id == source_id, among(table.c.parent_external_id))
+        .values(parent_id=parent_id)
+    )
+
+    history_table = table_of(models.WorkItemHistory)
+    history = _dialect_insert(dialect, history_table)
+    if dialect == "postgresql":
+        staged = sql_table(_staged_name(history_table), *(column(n) for n in HISTORY_COLUMNS))
+        key = (staged.c.work_item_id, staged.c.change_id, staged.c.field)
+        history = history.from_select(HISTORY_COLUMNS, select(*staged.c).order_by(*key))
+    history = history.on_conflict_do_nothing(index_elements=["work_item_id", "change_id", "field"])
+    retire = {
+        other.name: update(other)
+        .where(
+            other.c.source_id == source_id,
+            among(other.c.external_id),
+            other.c.deleted_at.is_(None),
+        )
+        .values(deleted_at=bindparam("now", type_=other.c.deleted_at.type))
+        for other in (table, table_of(models.Objective))
+    }
+    return _Statements(table, existing, upsert, link_children, history, retire)
+
+
 def _insert(conn: Connection, table: Table) -> Any:
+    return _dialect_insert(conn.dialect.name, table)
+
+
+def _dialect_insert(dialect: str, table: Table) -> Any:
     """The dialect's INSERT, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
-    if conn.dialect.name == "postgresql":
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"warehouse dialect {conn.dialect.name!r} is not supported")
+    raise NotImplementedError(f"warehouse dialect {dialect!r} is not supported")

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -74,6 +75,22 @@ class Source(Base):
     url: Mapped[str] = mapped_column(String(2048))
 
 
+def _live_ids_index() -> Index:
+    """A source's live ids (partial: rows not marked deleted), for the delete reconcile of
+    every sync to read from the index alone, never the rows with their raw payloads. SQLite
+    covers a query only when the index holds every column it names, deleted_at included."""
+    live = text("deleted_at IS NULL")
+    return Index(
+        None,
+        "source_id",
+        "external_id",
+        "id",
+        "deleted_at",
+        sqlite_where=live,
+        postgresql_where=live,
+    )
+
+
 class WorkItem(Base):
     __tablename__ = "work_item"
     __table_args__ = (
@@ -82,6 +99,7 @@ class WorkItem(Base):
         Index(None, "level"),
         Index(None, "updated_at"),
         Index(None, "parent_external_id", "source_id"),
+        _live_ids_index(),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -137,7 +155,10 @@ class WorkItemHistory(Base):
 
 class Objective(Base):
     __tablename__ = "objective"
-    __table_args__ = (UniqueConstraint("source_id", "external_id"),)
+    __table_args__ = (
+        UniqueConstraint("source_id", "external_id"),
+        _live_ids_index(),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("source.id"))

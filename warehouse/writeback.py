@@ -61,6 +61,8 @@ APPLIED = "applied"
 SKIPPED_CONFLICT = "skipped_conflict"
 FAILED = "failed"
 STATUSES = (PLANNED, APPLIED, SKIPPED_CONFLICT, FAILED)
+LOOKUP_CHUNK = 500
+"""Item ids per `IN (...)` when looking up ledger rows (well under SQLite's parameter limit)."""
 
 
 @dataclass(frozen=True)
@@ -359,17 +361,27 @@ class LedgerEntry:
 
 
 def record(engine: Engine, run_id: str, entries: Sequence[LedgerEntry], at: datetime) -> None:
-    """Insert or update the rows of `run_id` in one transaction (`at`: planned_at of new rows)."""
+    """Insert or update the rows of `run_id` in one transaction (`at`: planned_at of new rows).
+
+    Only the entries' own rows are looked up: an apply records a few rows at a time into a run
+    that holds thousands, and reading them all each time made the ledger the apply's main cost.
+    """
     if not entries:
         return
     ledger = table_of(models.Writeback)
+    items = sorted({entry.work_item_id for entry in entries})
     with engine.begin() as conn:
-        existing = {
-            (row.work_item_id, row.field)
-            for row in conn.execute(
-                select(ledger.c.work_item_id, ledger.c.field).where(ledger.c.run_id == run_id)
+        existing: set[tuple[int, str]] = set()
+        for start in range(0, len(items), LOOKUP_CHUNK):
+            existing.update(
+                (row.work_item_id, row.field)
+                for row in conn.execute(
+                    select(ledger.c.work_item_id, ledger.c.field).where(
+                        ledger.c.run_id == run_id,
+                        ledger.c.work_item_id.in_(items[start : start + LOOKUP_CHUNK]),
+                    )
+                )
             )
-        }
         rows = [_row(entry) for entry in entries]
         updates = [row for row in rows if (row["work_item_id"], row["field"]) in existing]
         inserts = [
@@ -399,6 +411,30 @@ def record(engine: Engine, run_id: str, entries: Sequence[LedgerEntry], at: date
                     {**row, "b_item": row["work_item_id"], "b_field": row["field"]}
                     for row in updates
                 ],
+            )
+
+
+def mark_sending(
+    engine: Engine, run_id: str, work_item_ids: Sequence[int], fields: Sequence[str]
+) -> None:
+    """Mark the `planned` rows of these items' `fields` as about to be sent (`SENDING`), in
+    one statement: a run that dies later leaves only these for the next plan to settle from the
+    tracker; the rows never marked were certainly not sent."""
+    if not work_item_ids or not fields:
+        return
+    ledger = table_of(models.Writeback)
+    items = sorted(set(work_item_ids))
+    with engine.begin() as conn:
+        for start in range(0, len(items), LOOKUP_CHUNK):
+            conn.execute(
+                update(ledger)
+                .where(
+                    ledger.c.run_id == run_id,
+                    ledger.c.status == PLANNED,
+                    ledger.c.field.in_(sorted(set(fields))),
+                    ledger.c.work_item_id.in_(items[start : start + LOOKUP_CHUNK]),
+                )
+                .values(error=SENDING)
             )
 
 

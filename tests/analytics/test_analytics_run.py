@@ -79,6 +79,27 @@ def test_a_failed_run_leaves_the_previous_results(
     assert snapshot(engine) == before
 
 
+def test_a_sync_during_a_run_does_not_wait_and_the_run_keeps_its_snapshot(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch loaded while a run computes commits at once (on SQLite the run takes the write
+    lock only to publish its results); the run's results are those of the data it started
+    from, and the next run sees the batch."""
+    load(engine, "jira", [item("E1", "epic")])
+    predictability = analytics.compute_predictability
+
+    def with_a_sync(*args: Any, **kwargs: Any) -> None:
+        load(engine, "jira", [item("E1", "epic"), item("E2", "epic")])
+        predictability(*args, **kwargs)
+
+    monkeypatch.setattr(analytics, "compute_predictability", with_a_sync)
+    compute_analytics(engine, PORTFOLIO, now=NOW)
+    assert list(by_item(engine, models.Rollup)) == ["E1"]
+    monkeypatch.undo()
+    compute_analytics(engine, PORTFOLIO, now=NOW)
+    assert sorted(by_item(engine, models.Rollup)) == ["E1", "E2"]
+
+
 def test_now_must_carry_a_time_zone(engine: Engine) -> None:
     with pytest.raises(ValueError, match="time zone"):
         compute_analytics(engine, PORTFOLIO, now=datetime(2026, 11, 4))

@@ -43,11 +43,11 @@ class Findings:
     rank_moves: int = 0
     conflicts_recorded: int = 0
     aba_restores: int = 0
+    """Human edits that put back exactly the value lpm-sync had written: indistinguishable from
+    no edit by value, so lpm-sync may write over them (not an overwrite of a person's value)."""
     same_value_races: int = 0
     """`applied` rows whose write changed nothing because a person had just set the very same
     value (between lpm-sync's read and its write): the tracker records no write of lpm-sync."""
-    """Human edits that put back exactly the value lpm-sync had written: indistinguishable from
-    no edit by value, so lpm-sync may write over them (not an overwrite of a person's value)."""
     violations: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
 
     def add(self, kind: str, problem: str) -> None:
@@ -81,6 +81,29 @@ class Findings:
                 lines.append(f"{kind}: {len(problems)}")
                 lines += [f"  {problem}" for problem in problems[:limit]]
         return "\n".join(lines) or "all invariants hold"
+
+
+UNTIL_SYNCED = frozenset({"missing item", "stale item", "phantom item", "missing transition"})
+"""What a person's edit made since the last sync shows until the next sync: at rest only."""
+UNTIL_SETTLED = frozenset(
+    {"unsettled ledger row", "sync_run ledger", "write without ledger row", "rank moves vs ledger"}
+)
+"""What a killed cycle may leave (a run still `running`, a write sent but not yet recorded) for
+the next complete cycle to settle."""
+
+
+def check_between(engine: Engine, sandboxes: Mapping[str, Sandbox], *, killed: bool) -> Findings:
+    """The invariants that hold between two cycles while people keep editing the trackers."""
+    return mid_run(check(engine, sandboxes), killed=killed)
+
+
+def mid_run(findings: Findings, *, killed: bool) -> Findings:
+    """`findings` without the kinds only a later sync can clear (UNTIL_SYNCED), and after a
+    killed cycle also without those it leaves for the next complete cycle (UNTIL_SETTLED).
+    Nothing may ever be duplicated, invented or overwritten, not even for one cycle."""
+    for kind in UNTIL_SYNCED | (UNTIL_SETTLED if killed else frozenset()):
+        findings.violations.pop(kind, None)
+    return findings
 
 
 def check(engine: Engine, sandboxes: Mapping[str, Sandbox]) -> Findings:
@@ -205,7 +228,7 @@ def _ground_truth(
                 findings.deleted += 1
             continue
         expected.add(truth.external_id)
-        if not live:
+        if row is None or not live:
             findings.add(
                 "missing item", f"{name} {truth.key}: {'deleted' if row else 'absent'} in warehouse"
             )
@@ -302,9 +325,11 @@ def _history(
                     findings.add("missing transition", f"{name} {external_id}: {transition}")
             if got > times:
                 findings.add("duplicated transition", f"{name} {external_id}: {transition} x{got}")
-        for transition, got in found.items():
-            if transition not in tracker:
-                findings.add("invented transition", f"{name} {external_id}: {transition} x{got}")
+        for stored_transition, got in found.items():
+            if stored_transition not in tracker:
+                findings.add(
+                    "invented transition", f"{name} {external_id}: {stored_transition} x{got}"
+                )
 
 
 def _ms(value: datetime) -> int:
@@ -363,6 +388,8 @@ def _writes(
     findings.conflicts_recorded += len(conflicts)
     written: Counter[tuple[str, str, str | None]] = Counter()
     set_by_people: dict[tuple[str, str, str | None], list[int]] = defaultdict(list)
+    changes: dict[tuple[str, str], list[str]] = defaultdict(list)
+    """Every change of an owned field, for the messages: `author@ms:value`."""
     ranked: Counter[str] = Counter()
     for external_id, entries in histories.items():
         last_written: dict[str, str | None] = {}
@@ -376,6 +403,7 @@ def _writes(
                     continue
                 old = _canonical(change.attr, change.old)
                 new = _canonical(change.attr, change.new)
+                changes[(external_id, change.attr)].append(f"{entry.author}@{entry.at}:{new}")
                 if entry.author != API_USER:
                     set_by_people[(external_id, change.attr, new)].append(entry.at)
                     findings.human_edits_to_owned_fields += 1
@@ -410,7 +438,11 @@ def _writes(
         ]
         findings.same_value_races += min(times, len(raced))
         if times > len(raced):
-            findings.add("ledger row without write", f"{name} {key}: {times} applied row(s)")
+            findings.add(
+                "ledger row without write",
+                f"{name} {key}: {times} applied row(s); applied in {windows[key]}, tracker "
+                f"changes (author@ms:value) {changes[key[:2]][-8:]}",
+            )
     for external_id in set(ranked) | set(applied_ranks):
         if ranked[external_id] != applied_ranks[external_id]:
             findings.add(

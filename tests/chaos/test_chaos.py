@@ -34,6 +34,8 @@ def assert_survived(outcome: Outcome, chaos: Chaos, *elsewhere: Path) -> None:
     # Nothing lost, duplicated or overwritten; both ledgers agree with the trackers.
     assert outcome.findings.ok, outcome.findings.summary()
     assert (figures["lost"], figures["duplicated"], figures["overwritten"]) == (0, 0, 0)
+    # Checked after every cycle, not only at the end.
+    assert outcome.checks == outcome.settings.cycles + 1
     # Converged: the clean cycle after the clean cycle has nothing left to write.
     assert figures["writes_in_last_clean_cycle"] == 0
     assert chaos.leaks(*elsewhere) == []

@@ -30,7 +30,7 @@ from mapping.model import Objective, WorkItem
 from sandbox.server import serve
 from warehouse import models
 from warehouse.db import open_warehouse
-from warehouse.load import ensure_source, load_batch, start_run, work_item_row
+from warehouse.load import ensure_source, load_batch, quarantine_id, start_run, work_item_row
 from warehouse.storable import storable
 
 pytestmark = pytest.mark.integration
@@ -275,4 +275,4 @@ def test_a_batch_of_damaged_payloads_loads_with_each_item_stored_or_quarantined(
         if goal.external_id not in latest:
             titles = {storable(o.title) for o in objectives if o.external_id == goal.external_id}
             assert live["objective"].get(goal.external_id) in titles
-    assert {entry.external_id for entry in quarantined} <= held
+    assert {quarantine_id(entry) for entry in quarantined} <= held

@@ -21,9 +21,18 @@ from prefect.testing.utilities import prefect_test_harness
 
 from connectors.http import BadRequest, RetriesExhausted
 from flows import redaction
-from flows.portfolio import rollup_flow, sync_source_flow, sync_source_task, transient_only
+from flows.portfolio import (
+    finish_sync_task,
+    rollup_flow,
+    start_sync_task,
+    sync_partition_task,
+    sync_source_flow,
+    transient_only,
+)
 from flows.sync import SyncFailed
+from mapping.config import load_config
 from sandbox.server import serve
+from warehouse.db import open_warehouse
 
 SENTINEL = "sentinel-token-7f3a9c"
 
@@ -73,9 +82,18 @@ def test_retry_condition_does_not_retry_success() -> None:
 
 
 @pytest.mark.integration
-def test_sync_task_fn_syncs_the_sandbox(sandbox_config: tuple[str, Any], harness: None) -> None:
+def test_sync_task_fns_sync_the_sandbox(sandbox_config: tuple[str, Any], harness: None) -> None:
     config_path, sandbox = sandbox_config
-    counts = sync_source_task.fn(config_path, "jira", full=True)
+    config = load_config(config_path, require_secrets=True)
+    engine = open_warehouse(config.warehouse_url())
+    job = start_sync_task.fn(config, "jira", engine, full=True)
+    try:
+        loaded = [sync_partition_task.fn(job, key)["loaded"] for key in job.pending]
+        counts = finish_sync_task.fn(job)
+    finally:
+        job.close()
+        engine.dispose()
+    assert len(loaded) == len(sandbox.portfolio.arts) + 1 and all(loaded)
     live = [t for t in sandbox.ground_truth() if not t.deleted and (t.level or t.objective)]
     assert counts["inserted"] == len(live)
     assert counts["quarantined"] == 0

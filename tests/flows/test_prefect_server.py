@@ -60,7 +60,7 @@ def prefect_api(postgres_server: str, tmp_path_factory: pytest.TempPathFactory) 
     )
     api = f"http://127.0.0.1:{port}/api"
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # migrations on a loaded 2-core machine take long
         while True:
             try:
                 if httpx.get(f"{api}/health", timeout=2).status_code == 200:

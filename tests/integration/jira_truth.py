@@ -28,6 +28,7 @@ ITEM_FIELDS = (
     "risk_reduction",
     "job_size",
     "team",
+    "art",
     "increment",
     "category",
     "flagged",

@@ -185,7 +185,7 @@ def test_sync_under_server_faults_drops_and_429_bursts_ends_equal(
 ) -> None:
     engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
     with serve(
-        "jira", items=2500, seed=14, fault_rate=0.05, drop_rate=0.02, rate_limit=15
+        "jira", items=2500, seed=14, fault_rate=0.05, drop_rate=0.02, rate_limit=4
     ) as sandbox:
         result = sync_source(lpm_config(sandbox, monkeypatch), "jira", engine, full=True)
         stats = sandbox.stats()

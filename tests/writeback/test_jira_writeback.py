@@ -208,3 +208,36 @@ def test_rank_moves_n_minus_lis_items_and_ends_in_wsjf_order(tmp_path: Path) -> 
         result = apply_writeback(config, engine, plan)
         assert result.counts()["skipped_conflict"] == 1 and result.write_calls == 0
         assert tracker_order(sandbox, wanted)[0] == person
+
+
+class CountingGate:
+    """A stand-in for a Prefect global concurrency limit: counts the requests it admits."""
+
+    def __init__(self) -> None:
+        self.admitted = 0
+
+    def admit(self) -> float:
+        self.admitted += 1
+        return 0.0
+
+
+def test_every_write_back_request_passes_the_sites_shared_gate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    with serve("jira", items=300, seed=22) as sandbox:
+        config = sandbox_config(sandbox, "jira", first_write="overwrite")
+        refresh(config, engine, full=True)
+        plan = plan_writeback(config, engine)
+        assert plan.writes
+        gates: dict[str, CountingGate] = {}
+
+        def gate_of(source: str) -> CountingGate:
+            return gates.setdefault(source, CountingGate())
+
+        monkeypatch.setattr("flows.writeback.site_gate", gate_of)
+        result = apply_writeback(config, engine, plan)
+        assert result.clean
+        requests_sent = result.calls["jira"].requests
+        assert requests_sent > result.write_calls > 0
+        assert gates["jira"].admitted == requests_sent

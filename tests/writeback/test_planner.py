@@ -15,7 +15,14 @@ from tests.factories import T0, work_item
 from warehouse import models
 from warehouse.load import ensure_source, load_batch, mark_missing_deleted, start_run
 from warehouse.models import table_of
-from warehouse.writeback import APPLIED, SENDING, LedgerEntry, ledger_rows, record
+from warehouse.writeback import (
+    APPLIED,
+    SENDING,
+    LedgerEntry,
+    ledger_rows,
+    mark_sending,
+    record,
+)
 
 
 def config(**writeback: Any) -> LpmConfig:
@@ -228,6 +235,54 @@ def test_ledger_rows_are_settled_in_place(engine: Engine) -> None:
     assert [(r.status, r.error, r.planned_at, r.applied_at) for r in rows] == [
         ("failed", "boom", at, at)
     ]
+
+
+def test_recording_into_a_large_run_touches_only_the_rows_named(engine: Engine) -> None:
+    """`record` looks up only its entries' rows (the apply records a few at a time into a run of
+    thousands): the others keep their state, and a row of another run is never updated."""
+    wh = Warehouse(engine)
+    ids = wh.load(*(epic(str(n)) for n in range(1, 1202)))
+    at = datetime.now(UTC)
+    planned = [LedgerEntry(ids[str(n)], "wsjf", "planned", None, "5") for n in range(1, 1202)]
+    record(engine, "run-1", planned, at)
+    record(engine, "run-2", [LedgerEntry(ids["7"], "wsjf", "planned", None, "6")], at)
+    settled = [
+        LedgerEntry(ids[str(n)], "wsjf", "applied", None, "5", applied_at=at) for n in (7, 1201)
+    ]
+    added = LedgerEntry(ids["7"], "health", "failed", None, "at-risk", error="x", applied_at=at)
+    record(engine, "run-1", [*settled, added], at)
+    rows = ledger_rows(engine, "run-1")
+    assert len(rows) == 1202
+    by_key = {(r.work_item_id, r.field): r.status for r in rows}
+    assert by_key[(ids["7"], "wsjf")] == "applied" and by_key[(ids["1201"], "wsjf")] == "applied"
+    assert by_key[(ids["7"], "health")] == "failed"
+    assert sum(status == "planned" for status in by_key.values()) == 1199
+    assert [r.status for r in ledger_rows(engine, "run-2")] == ["planned"]
+
+
+def test_only_planned_rows_of_the_items_and_fields_named_are_marked_sending(
+    engine: Engine,
+) -> None:
+    wh = Warehouse(engine)
+    ids = wh.load(epic("1"), epic("2"), epic("3"))
+    at = datetime.now(UTC)
+    entries = [
+        LedgerEntry(ids["1"], "wsjf", "planned", None, "5"),
+        LedgerEntry(ids["1"], "rank", "planned", None, None),
+        LedgerEntry(ids["2"], "wsjf", "skipped_conflict", "9", "5", applied_at=at),
+        LedgerEntry(ids["3"], "wsjf", "planned", None, "5"),
+    ]
+    record(engine, "run-1", entries, at)
+    record(engine, "run-2", [LedgerEntry(ids["1"], "wsjf", "planned", None, "5")], at)
+    mark_sending(engine, "run-1", [ids["1"], ids["2"]], ["wsjf"])
+    rows = {(r.work_item_id, r.field): (r.status, r.error) for r in ledger_rows(engine, "run-1")}
+    assert rows == {
+        (ids["1"], "wsjf"): ("planned", SENDING),
+        (ids["1"], "rank"): ("planned", None),
+        (ids["2"], "wsjf"): ("skipped_conflict", None),
+        (ids["3"], "wsjf"): ("planned", None),
+    }
+    assert [r.error for r in ledger_rows(engine, "run-2")] == [None]
 
 
 def test_rows_a_killed_apply_left_planned_are_settled_from_the_next_sync(engine: Engine) -> None:
