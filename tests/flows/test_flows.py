@@ -17,7 +17,6 @@ from prefect.client.orchestration import get_client
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 from prefect.states import Completed, Failed
-from prefect.testing.utilities import prefect_test_harness
 
 from connectors.http import BadRequest, RetriesExhausted
 from flows import redaction
@@ -32,30 +31,16 @@ from flows.portfolio import (
 from flows.sync import SyncFailed
 from mapping.config import load_config
 from sandbox.server import serve
+from tests.flows.helpers import jira_config_file
 from warehouse.db import open_warehouse
 
 SENTINEL = "sentinel-token-7f3a9c"
 
 
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 @pytest.fixture
 def sandbox_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Any]]:
     with serve("jira", items=300, seed=11) as sandbox:
-        config = {
-            "warehouse": {"url": f"sqlite:///{tmp_path / 'lpm.db'}"},
-            "portfolio": {"name": "Flow tests"},
-            "sources": [sandbox.source_config("jira")],
-        }
-        path = tmp_path / "lpm.yaml"
-        path.write_text(yaml.safe_dump(config))
-        for name, value in sandbox.env("jira").items():
-            monkeypatch.setenv(name, value)
-        yield str(path), sandbox
+        yield jira_config_file(tmp_path, monkeypatch, sandbox, "Flow tests"), sandbox
 
 
 def _failed_with(exc: BaseException) -> Any:

@@ -18,7 +18,6 @@ from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import TaskRun
 from prefect.settings import PREFECT_API_URL, temporary_settings
-from prefect.testing.utilities import prefect_test_harness
 from sqlalchemy import select
 
 from connectors.azure_devops import AzureDevOpsConnector
@@ -31,31 +30,17 @@ from flows.sync import PartitionState, ledger_cursor, ledger_states
 from flows.throttle import PrefectRateGate, limit_name, site_gate
 from mapping.config import AzureDevOpsSource, LpmConfig
 from sandbox.server import Sandbox, serve
+from tests.flows.helpers import jira_config_file
 from tests.integration.jira_truth import differences
 from tests.integration.test_partitions import fail_partition
 from warehouse import models
 from warehouse.db import open_warehouse
 
 
-@pytest.fixture(scope="module")
-def harness() -> Iterator[None]:
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 @pytest.fixture
 def jira_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Sandbox]]:
     with serve("jira", items=400, seed=41) as sandbox:
-        config = {
-            "warehouse": {"url": f"sqlite:///{tmp_path / 'lpm.db'}"},
-            "portfolio": {"name": "Partition tests"},
-            "sources": [sandbox.source_config("jira")],
-        }
-        path = tmp_path / "lpm.yaml"
-        path.write_text(yaml.safe_dump(config))
-        for name, value in sandbox.env("jira").items():
-            monkeypatch.setenv(name, value)
-        yield str(path), sandbox
+        yield jira_config_file(tmp_path, monkeypatch, sandbox, "Partition tests"), sandbox
 
 
 def _warehouse(config_path: str) -> Any:
