@@ -76,3 +76,14 @@ def engine(warehouse_url: str) -> Iterator[Engine]:
     engine = open_warehouse(warehouse_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def environment_restored() -> Iterator[None]:
+    """Secrets a test puts in the environment for its sandbox never reach a later test (a leaked
+    token would turn another test's "missing secret" into a call to a sandbox long gone)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
