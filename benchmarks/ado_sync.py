@@ -29,12 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -42,12 +39,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import (  # noqa: E402
+    mutate,
+    own_cpu,
+    postgres_database,
+    process_cpu,
+    sandbox,
+    sync_child,
+)
 from connectors.azure_devops import (  # noqa: E402
     BATCH_LIMIT,
     UPDATES_PAGE,
@@ -58,46 +62,24 @@ from connectors.http import TimeWindow  # noqa: E402
 from mapping.azure_devops import batch_fields  # noqa: E402
 from mapping.config import AzureDevOpsSource  # noqa: E402
 
-POSTGRES = os.environ.get("LPM_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 API_VERSION = {"api-version": "7.1"}
 
 
-def server_cpu(site: dict[str, Any]) -> float:
-    """CPU seconds the sandbox process has used so far (user + system)."""
-    fields = Path(f"/proc/{site['pid']}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 @contextmanager
-def sandbox(items: int, seed: int) -> Iterator[dict[str, Any]]:
-    """`python -m sandbox serve` in its own process; yields its URL, env, source entry, pid."""
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--kind", "azure_devops"]
-    cmd += ["--items", str(items), "--seed", str(seed), "--name", "ado"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    env: dict[str, str] = {}
-    source: dict[str, Any] = {}
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("# source: "):
-                source = json.loads(line.removeprefix("# source: "))
-                break
-            key, _, value = line.strip().partition("=")
-            env[key] = value
-        source["sync"] = {"page_size": BATCH_LIMIT}
-        yield {"url": env["LPM_SANDBOX_URL"], "env": env, "source": source, "pid": proc.pid}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+def ado_sandbox(items: int, seed: int) -> Iterator[dict[str, Any]]:
+    """The Azure DevOps sandbox, its source syncing in batches of the API's limit."""
+    with sandbox("azure_devops", items, seed, name="ado") as site:
+        site["source"]["sync"] = {"page_size": BATCH_LIMIT}
+        yield site
+
+
+def _history(site: dict[str, Any], history: bool) -> dict[str, Any]:
+    """The sandbox's source entry with history on or off."""
+    return {**site["source"], "history": history}
 
 
 def _source(site: dict[str, Any], history: bool) -> AzureDevOpsSource:
-    return AzureDevOpsSource.model_validate({**site["source"], "history": history})
+    return AzureDevOpsSource.model_validate(_history(site, history))
 
 
 def raw_download(site: dict[str, Any], *, history: bool) -> dict[str, int]:
@@ -177,10 +159,10 @@ def raw_download(site: dict[str, Any], *, history: bool) -> dict[str, int]:
 
 
 def timed(site: dict[str, Any], label: str, work: Any) -> dict[str, Any]:
-    cpu, served, start = own_cpu(), server_cpu(site), time.perf_counter()
+    cpu, served, start = own_cpu(), process_cpu(site["pid"]), time.perf_counter()
     out = work()
     seconds = time.perf_counter() - start
-    cpu, served = own_cpu() - cpu, server_cpu(site) - served
+    cpu, served = own_cpu() - cpu, process_cpu(site["pid"]) - served
     print(
         f"  {label:<50} {out['items']:>7,} items {seconds:>7.2f} s ({out['calls']:,} calls; "
         f"CPU: client {cpu:.1f} s, sandbox {served:.1f} s)",
@@ -194,86 +176,10 @@ def timed(site: dict[str, Any], label: str, work: Any) -> dict[str, Any]:
     }
 
 
-def sync_child(
-    site: dict[str, Any], url: str, *, full: bool, history: bool, label: str
-) -> dict[str, Any]:
-    """One `sync_source` in a child process: its timing, counts and peak RSS."""
-    config = {
-        "portfolio": {"name": "bench"},
-        "sources": [{**site["source"], "history": history}],
-        "warehouse": {"url": url},
-    }
-    env = {**os.environ, **site["env"], "PYTHONPATH": str(ROOT)}
-    served = server_cpu(site)
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", json.dumps(config), "--full" if full else "--inc"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    served = server_cpu(site) - served
-    if status != 0:
-        raise RuntimeError(f"{label}: child sync failed ({status})")
-    result = json.loads(output.strip().splitlines()[-1])
-    result.update(
-        process_seconds=round(wall, 3),
-        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
-        client_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2),
-        sandbox_cpu_seconds=round(served, 2),
-    )
-    print(
-        f"  {label:<50} {result['fetched']:>7,} items {result['seconds']:>7.2f} s "
-        f"({result['http']['requests']:,.0f} calls; CPU: client {result['client_cpu_seconds']} s, "
-        f"sandbox {served:.1f} s; peak RSS {result['peak_rss_mb']} MB)",
-        flush=True,
-    )
-    return result
-
-
-def child(config_json: str, full: bool) -> None:
-    """Inside the child: sync, then print one JSON line."""
-    from flows.sync import sync_source
-    from mapping.config import LpmConfig
-    from warehouse.db import open_warehouse
-
-    config = LpmConfig.model_validate(json.loads(config_json))
-    engine = open_warehouse(config.warehouse_url())
-    start = time.perf_counter()
-    result = sync_source(config, config.sources[0].name, engine, full=full)
-    seconds = time.perf_counter() - start
-    out = {k: v for k, v in vars(result).items() if k != "source"}
-    out["seconds"] = round(seconds, 3)
-    print(json.dumps(out))
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"lpm_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def mutate(site: dict[str, Any], n: int) -> None:
-    server = urlsplit(site["url"])._replace(path="").geturl()
-    r = requests.post(f"{server}/_sandbox/mutate", json={"n": n}, timeout=600)
-    r.raise_for_status()
-
-
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     print(f"issue 5: {args.items:,} work items, {os.cpu_count()} cores", flush=True)
-    with sandbox(args.items, args.seed) as site:
+    with ado_sandbox(args.items, args.seed) as site:
         raw_download(site, history=False)  # untimed first pass
         raw = timed(
             site,
@@ -283,20 +189,28 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         results["raw"] = raw
         big = f"sqlite:///{workdir / 'big.db'}"
         results["sqlite_full"] = sync_child(
-            site, big, full=True, history=False, label="lpm full sync -> SQLite (history off)"
+            site,
+            _history(site, False),
+            big,
+            full=True,
+            label="lpm full sync -> SQLite (history off)",
         )
         if args.postgres:
             with postgres_database() as url:
                 results["postgres_full"] = sync_child(
-                    site, url, full=True, history=False, label="lpm full sync -> PostgreSQL"
+                    site, _history(site, False), url, full=True, label="lpm full sync -> PostgreSQL"
                 )
-        mutate(site, max(1, args.items // 100))
+        mutate(urlsplit(site["url"])._replace(path="").geturl(), max(1, args.items // 100))
         results["sqlite_incremental_1pct"] = sync_child(
-            site, big, full=False, history=True, label="lpm incremental, 1% changed (history on)"
+            site,
+            _history(site, True),
+            big,
+            full=False,
+            label="lpm incremental, 1% changed (history on)",
         )
     if args.history_items:
         print(f"history: {args.history_items:,} work items", flush=True)
-        with sandbox(args.history_items, args.seed) as site:
+        with ado_sandbox(args.history_items, args.seed) as site:
             raw_download(site, history=True)
             results["raw_history"] = timed(
                 site,
@@ -305,9 +219,9 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             )
             results["sqlite_full_history"] = sync_child(
                 site,
+                _history(site, True),
                 f"sqlite:///{workdir / 'history.db'}",
                 full=True,
-                history=True,
                 label="lpm full sync -> SQLite (history on)",
             )
     full = results["sqlite_full"]["seconds"]
@@ -331,13 +245,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--postgres", action="store_true", help="also sync into PostgreSQL")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--inc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.full)
-        return
     with tempfile.TemporaryDirectory(prefix="lpm-bench-ado-") as tmp:
         results = run(args, Path(tmp))
     if args.json:

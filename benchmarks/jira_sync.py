@@ -28,51 +28,30 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import (  # noqa: E402
+    mutate,
+    own_cpu,
+    postgres_database,
+    process_cpu,
+    sandbox,
+    sync_child,
+)
 from connectors.jira import BULK_ISSUES, ID_PAGE, resolve_fields, scope_jql  # noqa: E402
 from mapping.config import JiraSource  # noqa: E402
 from mapping.jira import JiraFacts  # noqa: E402
-
-POSTGRES = os.environ.get("LPM_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-@contextmanager
-def sandbox(items: int, seed: int, latency: float) -> Iterator[dict[str, Any]]:
-    """`python -m sandbox serve` in its own process; yields its URL, env and source entry."""
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--kind", "jira", "--items", str(items)]
-    cmd += ["--seed", str(seed), "--latency", str(latency)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    env: dict[str, str] = {}
-    source: dict[str, Any] = {}
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("# source: "):
-                source = json.loads(line.removeprefix("# source: "))
-                break
-            key, _, value = line.strip().partition("=")
-            env[key] = value
-        yield {"url": env["LPM_SANDBOX_URL"], "env": env, "source": source, "pid": proc.pid}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def session(site: dict[str, Any]) -> requests.Session:
@@ -134,26 +113,15 @@ def sequential_search(site: dict[str, Any]) -> int:
         body["nextPageToken"] = data["nextPageToken"]
 
 
-def server_cpu(site: dict[str, Any]) -> float:
-    """CPU seconds the sandbox process has used so far (user + system)."""
-    fields = Path(f"/proc/{site['pid']}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def timed(label: str, work: Any, site: dict[str, Any] | None = None) -> dict[str, Any]:
     """Wall time of `work()`, with the CPU this process and (given `site`) the sandbox used:
     on a loaded machine CPU seconds compare better than wall times."""
-    cpu, served = own_cpu(), server_cpu(site) if site else 0.0
+    cpu, served = own_cpu(), process_cpu(site["pid"]) if site else 0.0
     start = time.perf_counter()
     count = work()
     seconds = time.perf_counter() - start
     cpu = own_cpu() - cpu
-    served = server_cpu(site) - served if site else 0.0
+    served = process_cpu(site["pid"]) - served if site else 0.0
     print(
         f"  {label:<52} {count:>8,} items {seconds:>8.2f} s "
         f"(CPU: client {cpu:.1f} s, sandbox {served:.1f} s)",
@@ -165,74 +133,6 @@ def timed(label: str, work: Any, site: dict[str, Any] | None = None) -> dict[str
         "client_cpu_seconds": round(cpu, 2),
         "sandbox_cpu_seconds": round(served, 2),
     }
-
-
-def sync_child(site: dict[str, Any], url: str, *, full: bool, label: str) -> dict[str, Any]:
-    """One `sync_source` in a child process: its timing, counts and peak RSS."""
-    config = {
-        "portfolio": {"name": "bench"},
-        "sources": [site["source"]],
-        "warehouse": {"url": url},
-    }
-    env = {**os.environ, **site["env"], "PYTHONPATH": str(ROOT)}
-    served = server_cpu(site) if "pid" in site else 0.0
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--child", json.dumps(config), "--full" if full else "--inc"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - started
-    if status != 0:
-        raise RuntimeError(f"{label}: child sync failed ({status})")
-    result = json.loads(output.strip().splitlines()[-1])
-    result.update(
-        process_seconds=round(wall, 3),
-        peak_rss_mb=round(usage.ru_maxrss / 1024, 1),
-        client_cpu_seconds=round(usage.ru_utime + usage.ru_stime, 2),
-        sandbox_cpu_seconds=round(server_cpu(site) - served, 2) if "pid" in site else None,
-    )
-    print(
-        f"  {label:<52} {result['fetched']:>8,} items {result['seconds']:>8.2f} s "
-        f"(process {wall:.2f} s, peak RSS {result['peak_rss_mb']} MB, "
-        f"CPU: client {result['client_cpu_seconds']} s, sandbox {result['sandbox_cpu_seconds']} s, "
-        f"429s {result['http'].get('throttled', 0):.0f})",
-        flush=True,
-    )
-    return result
-
-
-def child(config_json: str, full: bool) -> None:
-    """Inside the child: sync, then print one JSON line."""
-    from flows.sync import sync_source
-    from mapping.config import LpmConfig
-    from warehouse.db import open_warehouse
-
-    config = LpmConfig.model_validate(json.loads(config_json))
-    engine = open_warehouse(config.warehouse_url())
-    start = time.perf_counter()
-    result = sync_source(config, config.sources[0].name, engine, full=full)
-    seconds = time.perf_counter() - start
-    out = {k: v for k, v in vars(result).items() if k != "source"}
-    out["seconds"] = round(seconds, 3)
-    print(json.dumps(out))
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    name = f"lpm_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(POSTGRES, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(POSTGRES, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def tap_jira(site: dict[str, Any], executable: str, workdir: Path) -> dict[str, Any]:
@@ -282,11 +182,6 @@ def tap_jira(site: dict[str, Any], executable: str, workdir: Path) -> dict[str, 
     return out
 
 
-def mutate(site: dict[str, Any], n: int) -> None:
-    r = requests.post(f"{site['url']}/_sandbox/mutate", json={"n": n}, timeout=600)
-    r.raise_for_status()
-
-
 def _cpu(result: dict[str, Any]) -> float:
     return float(result["client_cpu_seconds"]) + float(result["sandbox_cpu_seconds"] or 0)
 
@@ -294,39 +189,48 @@ def _cpu(result: dict[str, Any]) -> float:
 def issue4(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     print(f"issue 4: {args.items:,} issues, no added latency, {os.cpu_count()} cores", flush=True)
-    with sandbox(args.items, args.seed, 0) as site:
+    with sandbox("jira", args.items, args.seed) as site:
         raw_download(site)  # warm the sandbox's render cache
         results["raw_download"] = timed(
             "plain requests loop, same pages (ceiling)", lambda: raw_download(site), site
         )
         results["sqlite_full"] = sync_child(
-            site, f"sqlite:///{workdir / 'big.db'}", full=True, label="lpm full sync -> SQLite"
+            site,
+            site["source"],
+            f"sqlite:///{workdir / 'big.db'}",
+            full=True,
+            label="lpm full sync -> SQLite",
         )
         with postgres_database() as url:
             results["postgres_full"] = sync_child(
-                site, url, full=True, label="lpm full sync -> PostgreSQL"
+                site, site["source"], url, full=True, label="lpm full sync -> PostgreSQL"
             )
         if args.tap_jira:
             results["tap_jira"] = tap_jira(site, args.tap_jira, workdir)
-        mutate(site, max(1, args.items // 100))
+        mutate(site["url"], max(1, args.items // 100))
         results["sqlite_incremental_1pct"] = sync_child(
-            site, f"sqlite:///{workdir / 'big.db'}", full=False, label="lpm incremental, 1% changed"
+            site,
+            site["source"],
+            f"sqlite:///{workdir / 'big.db'}",
+            full=False,
+            label="lpm incremental, 1% changed",
         )
         # The sandbox's portfolio was generated moments before, so a tenth of its issues were
         # updated in the 10 minutes the default overlap re-reads; a second round with a 1-minute
         # overlap shows the cost of the changes alone.
-        mutate(site, max(1, args.items // 100))
-        short = {**site, "source": {**site["source"], "sync": {"overlap_minutes": 1}}}
+        mutate(site["url"], max(1, args.items // 100))
         results["sqlite_incremental_1pct_overlap_1min"] = sync_child(
-            short,
+            site,
+            {**site["source"], "sync": {"overlap_minutes": 1}},
             f"sqlite:///{workdir / 'big.db'}",
             full=False,
             label="lpm incremental, 1% changed, 1-min overlap",
         )
-    with sandbox(args.small, args.seed, 0) as site:
+    with sandbox("jira", args.small, args.seed) as site:
         raw_download(site)
         results["sqlite_full_small"] = sync_child(
             site,
+            site["source"],
             f"sqlite:///{workdir / 'small.db'}",
             full=True,
             label=f"lpm full sync {args.small:,} -> SQLite",
@@ -386,13 +290,14 @@ def issue11(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for items in [n for n in dict.fromkeys((args.small, args.items)) if n]:
         print(f"issue 11: {items:,} issues at --latency {args.latency:g} ms", flush=True)
-        with sandbox(items, args.seed, args.latency) as site:
+        with sandbox("jira", items, args.seed, latency=args.latency) as site:
             warm(site)
             baseline = timed(
                 "sequential search/jql loop, 100 a page", lambda: sequential_search(site)
             )
             sync = sync_child(
                 site,
+                site["source"],
                 f"sqlite:///{workdir / f'lat{items}.db'}",
                 full=True,
                 label="lpm full sync -> SQLite",
@@ -415,13 +320,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--tap-jira", help="path of the tap-jira executable (throwaway venv)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--full", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--inc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(args.child, args.full)
-        return
     with tempfile.TemporaryDirectory(prefix="lpm-bench-") as tmp:
         workdir = Path(tmp)
         results = issue11(args, workdir) if args.latency else issue4(args, workdir)

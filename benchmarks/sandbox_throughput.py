@@ -16,11 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,34 +27,9 @@ import orjson
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (from /proc/<pid>/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextmanager
-def sandbox(kind: str, items: int, seed: int) -> Iterator[dict[str, str]]:
-    """Run `python -m sandbox serve` and yield its printed environment."""
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--kind", kind, "--items", str(items)]
-    cmd += ["--seed", str(seed)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    env: dict[str, str] = {}
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("# source: "):
-                env["SOURCE"] = line.removeprefix("# source: ")
-                break
-            key, _, value = line.strip().partition("=")
-            env[key] = value
-        env["PID"] = str(proc.pid)
-        yield env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+from benchmarks.common import process_cpu, sandbox  # noqa: E402
 
 
 def timed(label: str, pull: Callable[[], int], server_pid: int) -> dict[str, float]:
@@ -68,11 +41,11 @@ def timed(label: str, pull: Callable[[], int], server_pid: int) -> dict[str, flo
     side: the rate when the server's read-ahead renders the next page while the client parses
     this one, each on its own idle core) and `server_only_rate`.
     """
-    server_before, client_before = cpu_seconds(server_pid), time.process_time()
+    server_before, client_before = process_cpu(server_pid), time.process_time()
     start = time.perf_counter()
     count = pull()
     seconds = time.perf_counter() - start
-    server = cpu_seconds(server_pid) - server_before
+    server = process_cpu(server_pid) - server_before
     client = time.process_time() - client_before
     rate = count / seconds
     out = {
@@ -162,28 +135,29 @@ def main() -> None:
     )
     for parse in PARSERS:
         if "jira" in args.kinds:
-            with sandbox("jira", args.items, args.seed) as env:
-                url, auth = env["LPM_SANDBOX_URL"], (env["JIRA_EMAIL"], env["JIRA_API_TOKEN"])
-                jql = json.loads(env["SOURCE"])["scope"]
+            with sandbox("jira", args.items, args.seed) as site:
+                url, env = site["url"], site["env"]
+                auth = (env["JIRA_EMAIL"], env["JIRA_API_TOKEN"])
+                jql = site["source"]["scope"]
                 for run in ("cold", "warm"):
                     results[f"jira_all_fields_{run}_{parse}"] = timed(
                         f"jira search/jql *all x100 {run}, {parse}",
                         partial(jira_pull, url, auth, jql, "*all", 100, parse),
-                        int(env["PID"]),
+                        site["pid"],
                     )
                 results[f"jira_ids_only_{parse}"] = timed(
                     f"jira search/jql id x5000, {parse}",
                     partial(jira_pull, url, auth, jql, "id", 5000, parse),
-                    int(env["PID"]),
+                    site["pid"],
                 )
         if "azure_devops" in args.kinds:
-            with sandbox("azure_devops", args.items, args.seed) as env:
-                url, pat = env["LPM_SANDBOX_URL"], env["ADO_PAT"]
+            with sandbox("azure_devops", args.items, args.seed) as site:
+                url, pat = site["url"], site["env"]["ADO_PAT"]
                 for run in ("cold", "warm"):
                     results[f"ado_batch_{run}_{parse}"] = timed(
                         f"ado wiql + batch x200 relations {run}, {parse}",
                         partial(ado_pull, url, pat, "Fabrikam", parse),
-                        int(env["PID"]),
+                        site["pid"],
                     )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

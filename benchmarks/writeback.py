@@ -32,12 +32,9 @@ import itertools
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import median
@@ -49,6 +46,7 @@ from sqlalchemy import Engine, case, select, update
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import sandbox  # noqa: E402
 from flows.sync import sync_source  # noqa: E402
 from flows.writeback import apply_writeback, plan_writeback  # noqa: E402
 from mapping.config import LpmConfig  # noqa: E402
@@ -57,28 +55,6 @@ from warehouse import models  # noqa: E402
 from warehouse.analytics import compute_analytics  # noqa: E402
 from warehouse.db import open_warehouse  # noqa: E402
 from warehouse.models import table_of  # noqa: E402
-
-
-@contextmanager
-def sandbox(items: int, seed: int, latency: float) -> Iterator[dict[str, Any]]:
-    """`python -m sandbox serve` in its own process; yields its URL, env and source entry."""
-    cmd = [sys.executable, "-m", "sandbox", "serve", "--kind", "jira", "--items", str(items)]
-    cmd += ["--seed", str(seed), "--latency", str(latency)]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    env: dict[str, str] = {}
-    source: dict[str, Any] = {}
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if line.startswith("# source: "):
-                source = json.loads(line.removeprefix("# source: "))
-                break
-            key, _, value = line.strip().partition("=")
-            env[key] = value
-        yield {"url": env["LPM_SANDBOX_URL"], "env": env, "source": source}
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
 
 
 def session(site: dict[str, Any]) -> requests.Session:
@@ -174,7 +150,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     figures: dict[str, Any] = {"items": args.items, "latency_ms": args.latency}
-    with tempfile.TemporaryDirectory() as tmp, sandbox(args.items, args.seed, args.latency) as site:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        sandbox("jira", args.items, args.seed, latency=args.latency) as site,
+    ):
         site["server"] = site["url"]
         os.environ.update(site["env"])
         database = Path(tmp) / "bench.db"

