@@ -137,7 +137,10 @@ def test_the_watermark_waits_for_every_partition_of_an_incremental_sync(
         assert failed.mode == "incremental" and failed.status == "failed"
         assert failed.watermark is None and failed.deleted == 0
         resumed = sync_source(config, "jira", engine)
-        assert resumed.run_id == failed.id and resumed.mode == "incremental"
+        # The failure may stop the other partitions before any of them commits a batch: the
+        # next run then has no cursor to resume and starts afresh from the same watermark.
+        assert resumed.mode == "incremental"
+        assert resumed.run_id == failed.id or failed.cursor is None
         assert differences(engine, sandbox) == []
         assert _runs(engine)[-1].watermark > first.watermark
 
