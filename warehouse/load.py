@@ -260,29 +260,36 @@ def _load_work_items(
     counts.inserted += len(new_ids)
     counts.updated += len(write) - len(new_ids)
     counts.unchanged += len(rows) - len(write)
-    if not write:
-        return
-    for row in write:
-        parent = found.get(row["parent_external_id"] or "")
-        row["parent_id"] = parent["id"] if parent is not None else None
-    _bulk_writes(conn)[0].execute(conn, write)
-    _refresh_statistics(conn, sql.work_item)
-    _retire_other_kind(conn, table_of(models.Objective), source_id, new_ids + revived, now)
-    if new_ids:
-        conn.execute(sql.link_children, {"src": source_id, "keys": _keys(conn, new_ids)})
+    if write:
+        for row in write:
+            parent = found.get(row["parent_external_id"] or "")
+            row["parent_id"] = parent["id"] if parent is not None else None
+        _bulk_writes(conn)[0].execute(conn, write)
+        _refresh_statistics(conn, sql.work_item)
+        _retire_other_kind(conn, table_of(models.Objective), source_id, new_ids + revived, now)
+        if new_ids:
+            conn.execute(sql.link_children, {"src": source_id, "keys": _keys(conn, new_ids)})
+    # An unchanged item's changelog is stored too: a fetch without changelog (a Jira full sync)
+    # may have loaded the item's latest state first, and then this changelog is its only history.
     written = {row["external_id"] for row in write}
-    written_items = [item for item in items if item.external_id in written]
+    historied = [item for item in items if item.external_id in written or item.history]
+    if not historied:
+        return
+    ids = {
+        item.external_id: found[item.external_id]["id"]
+        for item in historied
+        if item.external_id in found
+    }
+    # Old values only of the written rows: an unchanged row has no untold changes to record.
     existing = {key: found[key] for key in written if key in found}
-    ids = {key: old["id"] for key, old in existing.items()}
     unknown = [
-        item.external_id for item in written_items if item.history and item.external_id not in ids
+        item.external_id for item in historied if item.history and item.external_id not in ids
     ]
     if unknown:
         ids.update((key, row["id"]) for key, row in _existing(conn, source_id, unknown, ()).items())
-    history = _history_rows(written_items, ids, existing)
+    history = _history_rows(historied, ids, existing)
     if history:
-        _bulk_writes(conn)[1].execute(conn, history)
-        counts.history += len(history)
+        counts.history += _bulk_writes(conn)[1].execute(conn, history)
 
 
 def _existing(
@@ -594,7 +601,8 @@ class _BulkWrite:
         )
         self.copy = f"COPY {staged} ({columns}) FROM STDIN"
 
-    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    def execute(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> int:
+        """Write the rows; returns how many the database inserted or changed."""
         values, processors = self.values, self.processors
         converted: list[tuple[Any, ...]] = []
         for row in rows:
@@ -604,8 +612,7 @@ class _BulkWrite:
                     params[index] = processor(params[index])
             converted.append(tuple(params))
         if not self.postgres:
-            conn.exec_driver_sql(self.sql, converted)
-            return
+            return int(conn.exec_driver_sql(self.sql, converted).rowcount)
         conn.exec_driver_sql(self.stage)
         cursor = conn.connection.cursor()
         try:
@@ -614,7 +621,7 @@ class _BulkWrite:
                     copy.write_row(record)
         finally:
             cursor.close()
-        conn.exec_driver_sql(self.sql)
+        return int(conn.exec_driver_sql(self.sql).rowcount)
 
 
 def _staged_name(table: Table) -> str:

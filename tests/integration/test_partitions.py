@@ -172,3 +172,28 @@ def test_azure_devops_partitions_per_work_item_type_cover_the_scope_exactly(
         result = sync_source(config, "ado", engine, full=True)
         assert result.quarantined == 0 and result.deleted == 0
         assert ado.differences(engine, sandbox) == []
+
+
+def test_history_of_issues_changed_while_a_full_sync_was_resumed_is_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full sync reads no changelog. Issues changed after it started and fetched by its
+    resumed run are stored in their latest state; the next incremental sync brings their
+    changelogs with that same state, and every transition must be kept (chaos run, issue 8)."""
+    from tests.chaos.invariants import check
+
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    with serve("jira", items=1500, seed=35) as sandbox:
+        config = lpm_config(sandbox, monkeypatch, concurrency=1)
+        with monkeypatch.context() as patch:
+            fail_partition(patch, JiraConnector, sandbox.portfolio.arts[0].key, after_pages=0)
+            with pytest.raises(SyncFailed):
+                sync_source(config, "jira", engine, full=True)
+        transitions = [m for m in sandbox.mutator.step(80) if m.action == "transition"]
+        assert transitions
+        assert sync_source(config, "jira", engine, full=True).resumed
+        incremental = sync_source(config, "jira", engine)
+        assert incremental.mode == "incremental" and incremental.unchanged > 0
+        findings = check(engine, {"jira": sandbox})
+    assert findings.transitions_checked > 0
+    assert findings.ok, findings.summary()

@@ -103,6 +103,34 @@ def test_changelog_entries_are_kept_once_and_not_duplicated_by_diffing(engine: E
     ]
 
 
+def test_changelog_of_an_item_already_stored_in_its_latest_state_is_kept(engine: Engine) -> None:
+    """A Jira full sync reads no changelog: when it stored an issue's latest state, the next
+    incremental fetch brings the same state with its changelog, the only record of its history."""
+    source_id = _source(engine)
+    changed_at = T0 + timedelta(days=1)
+    done = work_item("9", status="Done", status_category=StatusCategory.done, updated_at=changed_at)
+    load_batch(engine, start_run(engine, source_id, "full"), source_id, [done])
+    with_changelog = done.model_copy(
+        update={
+            "history": (
+                HistoryChange(
+                    change_id="10043",
+                    changed_at=changed_at,
+                    field="status",
+                    from_value="To Do",
+                    to_value="Done",
+                ),
+            )
+        }
+    )
+    counts = [
+        load_batch(engine, start_run(engine, source_id, "incremental"), source_id, [with_changelog])
+        for _ in range(2)
+    ]
+    assert [(c.unchanged, c.history) for c in counts] == [(1, 1), (1, 0)]
+    assert _history(engine) == [("9", "status", "To Do", "Done")]
+
+
 def test_child_loaded_before_its_parent_is_linked_when_the_parent_arrives(engine: Engine) -> None:
     source_id = _source(engine)
     run = start_run(engine, source_id, "full")
