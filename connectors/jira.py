@@ -327,9 +327,12 @@ class JiraConnector:
                 expected = counting.result()
             yield Page(issues, cursor=cursor.to_json(), expected=expected)
         self._scope.delivered(key, delivered, whole=whole)
-        self._scope.wait()  # no side call outlives the fetch that started it
-        expected = counting.result()
-        yield Page([], cursor=cursor.to_json(), watermark=cursor.as_of, expected=expected)
+        try:
+            # The last batch loads while a listing beside the fetch may still run.
+            expected = counting.result()
+            yield Page([], cursor=cursor.to_json(), watermark=cursor.as_of, expected=expected)
+        finally:
+            self._scope.wait()  # no side call outlives the fetch that started it
 
     def count(self, jql: str) -> int | None:
         """How many issues a query matches (Cloud's approximate count; DC's search total)."""

@@ -39,12 +39,12 @@ from mapping.mapper import Mapper, MappingError
 from mapping.model import Objective, Quarantined, WorkItem
 from warehouse.load import (
     BatchCounts,
+    compare_scope,
     ensure_source,
     finish_run,
     last_watermark,
     load_batch,
-    mark_missing_deleted,
-    not_in_warehouse,
+    mark_deleted,
     resume_run,
     start_run,
     unfinished_run,
@@ -366,13 +366,11 @@ class SourceSync:
             watermark = min(mark for mark in marks if mark is not None)
             load_batch(self.engine, self.run_id, self.source_id, [], watermark=watermark)
         in_scope = self.connector.list_ids(self._facts)
-        gaps = not_in_warehouse(self.engine, self.source_id, in_scope)
-        if gaps and isinstance(self.connector, FetchesByIds):
-            for page in batched(self.connector.fetch_ids(self._facts, gaps)):
+        diff = compare_scope(self.engine, self.source_id, in_scope)
+        if diff.gaps and isinstance(self.connector, FetchesByIds):
+            for page in batched(self.connector.fetch_ids(self._facts, diff.gaps)):
                 self._load(page, progress)
-        self.result.deleted = mark_missing_deleted(
-            self.engine, self.run_id, self.source_id, in_scope
-        )
+        self.result.deleted = mark_deleted(self.engine, self.run_id, diff.gone)
         finish_run(self.engine, self.run_id, "succeeded")
         self.result.http = self.connector.stats.snapshot()
         return self.result

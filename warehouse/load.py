@@ -13,7 +13,7 @@ last committed watermark and neither loses nor duplicates.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -37,7 +37,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    union_all,
     update,
 )
 from sqlalchemy import table as sql_table
@@ -479,67 +478,57 @@ def _advance_run(
     conn.execute(update(table).where(table.c.id == run_id).values(**values))
 
 
-def not_in_warehouse(engine: Engine, source_id: int, external_ids: Iterable[str]) -> list[str]:
-    """The given tracker ids the source has no live item or objective for.
+@dataclass(frozen=True)
+class ScopeDiff:
+    """A source's live rows against the tracker's listing of its scope (the reconcile)."""
 
-    One ordered scan of the live ids merged with the sorted given ids: linear time, and memory
-    flat in the warehouse's size (both sides are compared in code-point order, which is SQLite's
-    default and PostgreSQL's "C" collation).
-    """
-    wanted = sorted(external_ids)
-    item, objective = table_of(models.WorkItem), table_of(models.Objective)
-    live = union_all(
-        *(
-            select(target.c.external_id.label("external_id")).where(
-                target.c.source_id == source_id, target.c.deleted_at.is_(None)
-            )
-            for target in (item, objective)
-        )
-    ).subquery()
-    missing: list[str] = []
+    gaps: list[str]
+    """Ids in scope without a live item or objective, in code-point order: to fetch."""
+    gone: dict[str, list[int]]
+    """Table name -> row ids of live rows out of scope: to mark deleted."""
+
+
+def compare_scope(engine: Engine, source_id: int, in_scope: Iterable[str]) -> ScopeDiff:
+    """One scan of the source's live ids (both tables) serves the gaps and the deletes."""
+    scope = set(in_scope)
+    live: set[str] = set()
+    gone: dict[str, list[int]] = {}
     with engine.connect() as conn:
-        column = live.c.external_id
-        order = column.collate("C") if conn.dialect.name == "postgresql" else column
-        rows = conn.execution_options(stream_results=True, yield_per=10_000).execute(
-            select(column).order_by(order)
-        )
-        present = iter(rows.scalars())
-        current = next(present, None)
-        for external_id in wanted:
-            while current is not None and current < external_id:
-                current = next(present, None)
-            if current != external_id:
-                missing.append(external_id)
-    return missing
+        for target in (table_of(models.WorkItem), table_of(models.Objective)):
+            rows = conn.execute(
+                select(target.c.id, target.c.external_id).where(
+                    target.c.source_id == source_id, target.c.deleted_at.is_(None)
+                )
+            ).all()
+            live.update(external_id for _, external_id in rows)
+            gone[target.name] = [row_id for row_id, external_id in rows if external_id not in scope]
+    return ScopeDiff(gaps=sorted(scope - live), gone=gone)
+
+
+def mark_deleted(engine: Engine, run_id: int, gone: Mapping[str, Sequence[int]]) -> int:
+    """Set `deleted_at` on these rows (never a DELETE) and count them on the run."""
+    now = datetime.now(UTC)
+    deleted = 0
+    with engine.begin() as conn:
+        for target in (table_of(models.WorkItem), table_of(models.Objective)):
+            ids = list(gone.get(target.name, ()))
+            for start in range(0, len(ids), _READ_CHUNK):
+                conn.execute(
+                    update(target)
+                    .where(target.c.id.in_(ids[start : start + _READ_CHUNK]))
+                    .values(deleted_at=now)
+                )
+            deleted += len(ids)
+        run = table_of(models.SyncRun)
+        conn.execute(update(run).where(run.c.id == run_id).values(deleted=run.c.deleted + deleted))
+    return deleted
 
 
 def mark_missing_deleted(
     engine: Engine, run_id: int, source_id: int, present: Iterable[str]
 ) -> int:
     """Reconcile: items of the source not in `present` get `deleted_at` (never a DELETE)."""
-    table = table_of(models.WorkItem)
-    objective = table_of(models.Objective)
-    keep = set(present)
-    now = datetime.now(UTC)
-    deleted = 0
-    with engine.begin() as conn:
-        for target in (table, objective):
-            live = conn.execute(
-                select(target.c.id, target.c.external_id).where(
-                    target.c.source_id == source_id, target.c.deleted_at.is_(None)
-                )
-            ).all()
-            gone = [row_id for row_id, external_id in live if external_id not in keep]
-            for start in range(0, len(gone), _READ_CHUNK):
-                conn.execute(
-                    update(target)
-                    .where(target.c.id.in_(gone[start : start + _READ_CHUNK]))
-                    .values(deleted_at=now)
-                )
-            deleted += len(gone)
-        run = table_of(models.SyncRun)
-        conn.execute(update(run).where(run.c.id == run_id).values(deleted=run.c.deleted + deleted))
-    return deleted
+    return mark_deleted(engine, run_id, compare_scope(engine, source_id, present).gone)
 
 
 def _refresh_statistics(conn: Connection, table: Table) -> None:
