@@ -13,6 +13,14 @@ would: its longest wait is how long the run kept syncs waiting. Databases are cr
 run and dropped after. `--profile` prints, for one more run, the wall time of each statement
 of `compute_analytics` (the slowest first).
 
+`--floor` (after everything else, as it changes the data) times what an incremental run could
+not avoid, for a 1% change; there is no incremental run yet (benchmarks/RESULTS.md, issue 6):
+  detect     the changed items found by comparing (content_hash, parent_id, deleted_at) of every
+             work item with a copy kept from the previous run, after 1% of the items changed
+             (the loader writes a row, or its history, only with one of those)
+  republish  replacing every row of the result tables, each of which carries `computed_at`
+  history    the status-history aggregate of the changed items only
+
     .venv/bin/python benchmarks/analytics.py --items 100000 1000000
 """
 
@@ -39,7 +47,7 @@ from sqlalchemy import Engine, insert, text
 from sqlalchemy.engine import make_url
 
 from mapping.config import PortfolioConfig
-from warehouse.analytics import compute_analytics
+from warehouse.analytics import RESULT_TABLES, compute_analytics
 from warehouse.db import open_warehouse
 from warehouse.load import ensure_source
 from warehouse.models import Objective, WorkItem, WorkItemHistory, table_of
@@ -350,7 +358,72 @@ def profile(engine: Engine, top: int = 20) -> None:
         print(f"  {seconds:7.3f} s  {sql[:110]}")
 
 
-def measure(url: str, items: int, repeat: int, profiled: bool = False) -> dict[str, Any]:
+def floor(engine: Engine, repeat: int) -> dict[str, Any]:
+    """Median times of the parts an incremental run after a 1% change could not avoid."""
+    postgres = engine.dialect.name == "postgresql"
+    key = "BIGINT" if postgres else "INTEGER"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE bench_seen (id {key} PRIMARY KEY, content_hash VARCHAR(32),"
+            " parent_id BIGINT, deleted_at TIMESTAMP WITH TIME ZONE)"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO bench_seen SELECT id, content_hash, parent_id, deleted_at FROM work_item"
+        )
+        conn.exec_driver_sql("UPDATE work_item SET content_hash = 'changed' WHERE MOD(id, 100) = 7")
+        for table in RESULT_TABLES:
+            conn.exec_driver_sql(f"CREATE TABLE bench_copy_{table} AS SELECT * FROM {table}")
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn.exec_driver_sql("VACUUM ANALYZE" if postgres else "ANALYZE")
+    differs = "IS DISTINCT FROM" if postgres else "IS NOT"
+    changed: list[int] = []
+
+    def detect() -> None:
+        with engine.connect() as conn:
+            changed[:] = (
+                conn.exec_driver_sql(
+                    "SELECT w.id FROM work_item w LEFT JOIN bench_seen s ON s.id = w.id"
+                    " WHERE s.id IS NULL OR s.content_hash <> w.content_hash"
+                    f" OR s.parent_id {differs} w.parent_id OR s.deleted_at {differs} w.deleted_at"
+                )
+                .scalars()
+                .all()
+            )
+
+    def republish() -> None:
+        with engine.begin() as conn:
+            for table in RESULT_TABLES:
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+                conn.exec_driver_sql(f"INSERT INTO {table} SELECT * FROM bench_copy_{table}")
+
+    def history() -> None:
+        with engine.connect() as conn:
+            conn.exec_driver_sql(
+                "SELECT work_item_id, COUNT(*), MIN(changed_at), MAX(changed_at)"
+                " FROM work_item_history WHERE work_item_id IN"
+                " (SELECT id FROM work_item WHERE content_hash = 'changed')"
+                " GROUP BY work_item_id"
+            ).all()
+
+    detected = statistics.median(timed(detect, repeat))
+    with engine.connect() as conn:
+        rows = sum(
+            conn.exec_driver_sql(f"SELECT COUNT(*) FROM {table}").scalar_one()
+            for table in RESULT_TABLES
+        )
+    return {
+        "changed": len(changed),
+        "detect": detected,
+        "republish": statistics.median(timed(republish, repeat)),
+        "result_rows": rows,
+        "history_of_changed": statistics.median(timed(history, repeat)),
+    }
+
+
+def measure(
+    url: str, items: int, repeat: int, profiled: bool = False, floored: bool = False
+) -> dict[str, Any]:
     engine = open_warehouse(url)
     started = time.perf_counter()
     loaded, history = populate(engine, items)
@@ -371,8 +444,10 @@ def measure(url: str, items: int, repeat: int, profiled: bool = False) -> dict[s
         blocked = longest_writer_wait(
             database, lambda: compute_analytics(engine, PORTFOLIO, now=NOW)
         )
+    floors = floor(engine, repeat) if floored else None
     engine.dispose()
     return {
+        "floor": floors,
         "items": loaded,
         "history": history,
         "generation": generation,
@@ -451,6 +526,18 @@ def report(database: str, figures: dict[str, Any]) -> None:
         ),
         flush=True,
     )
+    floors = figures["floor"]
+    if floors is not None:
+        scan = figures["scan"]
+        print(
+            f"{database:10} floor of an incremental run (not an incremental run): after "
+            f"{floors['changed']:,} items changed, detecting them {floors['detect']:.3f} s "
+            f"({floors['detect'] / scan:.1f}x scan), rewriting all {floors['result_rows']:,} "
+            f"result rows {floors['republish']:.3f} s ({floors['republish'] / scan:.1f}x), "
+            f"their history {floors['history_of_changed']:.3f} s "
+            f"({floors['history_of_changed'] / scan:.1f}x)",
+            flush=True,
+        )
 
 
 def main() -> None:
@@ -461,6 +548,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"])
     parser.add_argument("--profile", action="store_true", help="time each statement of a run")
+    parser.add_argument(
+        "--floor", action="store_true", help="time what an incremental run could not avoid"
+    )
     args = parser.parse_args()
     results: dict[tuple[str, int], dict[str, Any]] = {}
     for database in args.databases:
@@ -468,10 +558,14 @@ def main() -> None:
             if database == "sqlite":
                 with tempfile.TemporaryDirectory(prefix="lpm-bench-") as folder:
                     url = f"sqlite:///{Path(folder) / 'warehouse.db'}"
-                    results[database, items] = measure(url, items, args.repeat, args.profile)
+                    results[database, items] = measure(
+                        url, items, args.repeat, args.profile, args.floor
+                    )
             else:
                 with PostgresDatabase() as url:
-                    results[database, items] = measure(url, items, args.repeat, args.profile)
+                    results[database, items] = measure(
+                        url, items, args.repeat, args.profile, args.floor
+                    )
             report(database, results[database, items])
     for database in args.databases:
         sizes = sorted(items for db, items in results if db == database)
