@@ -19,12 +19,16 @@ class BytesLRU:
         self._size = 0
         self._lock = threading.Lock()
 
-    def get_or_render(self, key: Hashable, render: Callable[[], bytes]) -> bytes:
+    def get_or_render(
+        self, key: Hashable, render: Callable[[], bytes], *, exact: bool = False
+    ) -> bytes:
+        """The cached body, or `render()` stored. orjson over-allocates its output buffer
+        (kilobytes for a tiny body), so its results are stored as exact copies; `exact` says
+        the result is already exact-size (built by `%` or `join`), saving the copy."""
         hit = self._data.get(key)
         if hit is not None:
             return hit
-        # orjson over-allocates its output buffer (kilobytes for a tiny body): keep an exact copy.
-        body = bytes(memoryview(render()))
+        body = render() if exact else bytes(memoryview(render()))
         with self._lock:
             if key not in self._data:
                 self._data[key] = body

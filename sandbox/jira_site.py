@@ -3,8 +3,9 @@
 Shapes follow Atlassian's published schemas (IssueBean, FieldDetails, IssueTypeDetails, User,
 Changelog) and what live sites return inside `fields` (status with statusCategory, parent with
 its summary, options, the Atlassian team, sprints, LexoRank). Objects shared by many issues
-(statuses, users, options) are serialised once as `orjson.Fragment`, and rendered issues are
-cached by item version, which is what lets one thread serve tens of thousands of issues a second.
+(statuses, users, options) are serialised once, an issue is one bytes template per request shape
+filled with its values (`%`), and rendered issues are cached by item version, which is what lets
+one thread serve tens of thousands of issues a second, first renders included.
 Data Center mode differs where DC does: no `hierarchyLevel`, users by name, Epic Link and
 Parent Link instead of `parent`, wiki-text descriptions.
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Hashable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -23,8 +25,8 @@ import orjson
 from sandbox.cache import BytesLRU
 from sandbox.hashing import mix
 from sandbox.portfolio import (
+    F_DELETED,
     F_FLAGGED,
-    MS_DAY,
     NUMERIC_ATTRS,
     ChangeEntry,
     ChangeItem,
@@ -221,7 +223,18 @@ NOT_EDITABLE = {
 }
 
 
-_HHMM = [f"{m // 60:02d}:{m % 60:02d}" for m in range(1440)]
+_MMSS = [b"%02d:%02d" % divmod(s, 60) for s in range(3600)]
+_MILLIS = [b".%03d" % ms for ms in range(1000)]
+_OPTION_FIELDS = (
+    "Portfolio Health",
+    "Investment Category",
+    "Program Increment",
+    "Team",
+    "Agile Release Train",
+    "Flagged",
+    "Sprint",
+)
+"""Custom fields after Story Points, before Rank, in the order issues show them."""
 _NUMERIC_FIELDS = (
     ("Story point estimate", "estimate"),
     ("Business Value", "business_value"),
@@ -288,11 +301,13 @@ class JiraSite:
         for f in self.fields:
             for name in (f.id, *f.clause_names, f.name):
                 self.by_clause.setdefault(name.lower(), f)
-        self._offsets: dict[int, tuple[int, str]] = {}
-        self._days: dict[int, str] = {}
-        self._dates: dict[int, str] = {}
-        self._parents: dict[tuple[int, int, str], orjson.Fragment] = {}
-        self._numeric = [(self.cf[name], p.num[attr]) for name, attr in _NUMERIC_FIELDS]
+        self._hours: dict[int, tuple[bytes, bytes]] = {}
+        self._dates: dict[int, bytes] = {}
+        self._labels: dict[tuple[str, ...], bytes] = {}
+        self._descriptions: dict[tuple[str | None, str], bytes] = {}
+        self._parents: dict[tuple[int, int, str], bytes] = {}
+        self._templates: dict[tuple[str, Hashable, bool], _Template] = {}
+        self._numeric = [p.num[attr] for _, attr in _NUMERIC_FIELDS]
         self.cache = BytesLRU()
         self._fragments()
 
@@ -336,13 +351,14 @@ class JiraSite:
             f"{s}x{s}": f"https://avatar.example.com/{s}.png" for s in ("48", "24", "16", "32")
         }
         self.avatar_urls = avatars
-        self.type_frag = [Frag(orjson.dumps(self.issue_type(t.code))) for t in p.process.types]
+        types = [orjson.dumps(self.issue_type(t.code)) for t in p.process.types]
+        self.type_frag = [Frag(b) for b in types]
         cats = {
             "new": (2, "To Do", "blue-gray"),
             "indeterminate": (4, "In Progress", "yellow"),
             "done": (3, "Done", "green"),
         }
-        self.status_frag = []
+        statuses: list[bytes] = []
         for s in p.process.statuses:
             cid, cname, color = cats[s.tracker_category]
             obj = {
@@ -359,24 +375,23 @@ class JiraSite:
                     "name": cname,
                 },
             }
-            self.status_frag.append(Frag(orjson.dumps(obj)))
-        self.priority_frag = [
-            Frag(
-                orjson.dumps(
-                    {
-                        "self": f"{base}/{api}/priority/{k + 1}",
-                        "iconUrl": f"{base}/images/icons/priorities/{n.lower()}.svg",
-                        "name": n,
-                        "id": str(k + 1),
-                    }
-                )
+            statuses.append(orjson.dumps(obj))
+        self.status_frag = [Frag(b) for b in statuses]
+        priorities = [
+            orjson.dumps(
+                {
+                    "self": f"{base}/{api}/priority/{k + 1}",
+                    "iconUrl": f"{base}/images/icons/priorities/{n.lower()}.svg",
+                    "name": n,
+                    "id": str(k + 1),
+                }
             )
             for k, n in enumerate(PRIORITIES)
         ]
-        self.user_frag = [Frag(orjson.dumps(self.user(u.code))) for u in p.users]
-        self.project_frag = [
-            Frag(orjson.dumps(self.project_ref(k))) for k in range(len(p.arts) + 1)
-        ]
+        self.priority_frag = [Frag(b) for b in priorities]
+        users = [orjson.dumps(self.user(u.code)) for u in p.users]
+        self.user_frag = [Frag(b) for b in users]
+        projects = [orjson.dumps(self.project_ref(k)) for k in range(len(p.arts) + 1)]
         self.resolution_obj = {
             "Done": {
                 "self": f"{base}/{api}/resolution/10000",
@@ -391,7 +406,11 @@ class JiraSite:
                 "name": "Won't Do",
             },
         }
-        self.resolution_frag = {k: Frag(orjson.dumps(v)) for k, v in self.resolution_obj.items()}
+        # the resolution a resolved issue in each status has
+        resolutions = [
+            orjson.dumps(self.resolution_obj["Done" if s.phase == "done" else "Won't Do"])
+            for s in p.process.statuses
+        ]
         self.options: dict[str, list[dict[str, str]]] = {
             "Portfolio Health": self._options(100, HEALTH_VALUES),
             "Investment Category": self._options(110, CATEGORY_LABELS),
@@ -399,10 +418,7 @@ class JiraSite:
             "Flagged": self._options(140, ("Impediment",)),
             "Agile Release Train": self._options(150, tuple(a.name for a in p.arts)),
         }
-        self.option_frag = {
-            name: [Frag(orjson.dumps(o)) for o in opts] for name, opts in self.options.items()
-        }
-        self.flag_frag = Frag(orjson.dumps(self.options["Flagged"]))
+        options = {name: [orjson.dumps(o) for o in opts] for name, opts in self.options.items()}
         self.team_obj = [
             {
                 "id": t.uuid,
@@ -415,11 +431,24 @@ class JiraSite:
             }
             for t in p.teams
         ]
-        self.team_frag = [Frag(orjson.dumps(t)) for t in self.team_obj]
         self.sprint_obj = [self._sprint(s.code) for s in p.sprints]
-        self.sprint_frag = [Frag(orjson.dumps([s])) for s in self.sprint_obj]
-        self.empty_list = Frag(b"[]")
-        self.progress_frag = Frag(b'{"progress":0,"total":0}')
+        null = [b"null"]
+        self._tables = _Tables(
+            project_keys=[p.project_key(k).encode() for k in range(len(p.arts) + 1)],
+            types=types,
+            projects=projects,
+            statuses=statuses,
+            priorities=priorities,
+            resolutions=resolutions,
+            users=users + null,
+            health=options["Portfolio Health"] + null,
+            categories=options["Investment Category"] + null,
+            increments=options["Program Increment"] + null,
+            teams=[orjson.dumps(t) for t in self.team_obj] + null,
+            arts=options["Agile Release Train"] + null,
+            flagged=orjson.dumps(self.options["Flagged"]),
+            sprints=[orjson.dumps([s]) for s in self.sprint_obj] + null,
+        )
 
     def _options(self, start: int, values: tuple[str, ...]) -> list[dict[str, str]]:
         base = self.base
@@ -547,161 +576,253 @@ class JiraSite:
     # ------------------------------------------------------------------ time
     def ts(self, ms: int) -> str:
         """Jira's timestamp format in the site's time zone: 2026-11-20T14:05:33.123+0100."""
-        bucket = ms // 3_600_000
-        off = self._offsets.get(bucket)
-        if off is None:
-            delta = datetime.fromtimestamp(ms / 1000, UTC).astimezone(self.tz).utcoffset()
-            seconds = int(delta.total_seconds()) if delta else 0
-            sign = "+" if seconds >= 0 else "-"
-            hh, mm = divmod(abs(seconds) // 60, 60)
-            off = (seconds * 1000, f"{sign}{hh:02d}{mm:02d}")
-            self._offsets[bucket] = off
-        t = ms + off[0]
-        day, rem = divmod(t, MS_DAY)
-        prefix = self._days.get(day)
-        if prefix is None:
-            prefix = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
-            self._days[day] = prefix
-        minute, rem = divmod(rem, 60_000)
-        return f"{prefix}{_HHMM[minute]}:{rem // 1000:02d}.{rem % 1000:03d}{off[1]}"
+        return self.ts_json(ms)[1:-1].decode()
 
-    def date(self, day: int) -> str | None:
-        if day < 0:
-            return None
+    def ts_json(self, ms: int) -> bytes:
+        """`ts` as a JSON string. The zone's offsets are whole hours, so a UTC hour is one
+        local hour with one offset: its "date T hour:" prefix and offset are formatted once."""
+        hour, rem = divmod(ms, 3_600_000)
+        parts = self._hours.get(hour)
+        if parts is None:
+            parts = self._hours[hour] = self._hour(hour)
+        return parts[0] + _MMSS[rem // 1000] + _MILLIS[rem % 1000] + parts[1]
+
+    def _hour(self, hour: int) -> tuple[bytes, bytes]:
+        local = datetime.fromtimestamp(hour * 3600, UTC).astimezone(self.tz)
+        delta = local.utcoffset()
+        seconds = int(delta.total_seconds()) if delta else 0
+        sign = "+" if seconds >= 0 else "-"
+        hh, mm = divmod(abs(seconds) // 60, 60)
+        prefix = local.strftime('"%Y-%m-%dT%H:').encode()
+        return prefix, f'{sign}{hh:02d}{mm:02d}"'.encode()
+
+    def date_json(self, day: int) -> bytes:
         text = self._dates.get(day)
         if text is None:
-            text = self._dates.setdefault(day, time.strftime("%Y-%m-%d", time.gmtime(day * 86_400)))
+            stamp = time.strftime('"%Y-%m-%d"', time.gmtime(day * 86_400)).encode()
+            text = self._dates[day] = b"null" if day < 0 else stamp
         return text
 
     # ------------------------------------------------------------------ issues
     def issue_self(self, i: int, api: str) -> str:
         return f"{self.base}/{api}/issue/{self.p.tracker_id(i)}"
 
-    def fields_of(self, i: int, api: str, key: str | None = None) -> dict[str, Any]:
-        """Every field of issue `i` (what `fields=*all` returns), values ready for orjson."""
-        p, cf = self.p, self.cf
-        v3 = api.endswith("/3")
-        type_code = p.type_[i]
-        status = p.status[i]
-        resolved = p.resolved[i]
-        assignee = p.assignee[i]
-        reporter = (
-            p.assignee[i] if p.assignee[i] > 0 else 1 + mix(p.seed, i, 50) % (len(p.users) - 1)
-        )
-        flags = p.flags[i]
-        key = key or p.key(i)
-        text = p.description(i)
-        description: Any = text
-        if text is not None and v3:
-            description = {
-                "type": "doc",
-                "version": 1,
-                "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}],
-            }
-        f: dict[str, Any] = {
-            "statuscategorychangedate": self.ts(p.status_changed[i]),
-            "issuetype": self.type_frag[type_code],
-            "timespent": None,
-            "project": self.project_frag[p.art[i] + 1],
-            "fixVersions": self.empty_list,
-            "aggregatetimespent": None,
-            "resolution": self.resolution_frag[_resolution_name(p, i)] if resolved >= 0 else None,
-            "resolutiondate": self.ts(resolved) if resolved >= 0 else None,
-            "workratio": -1,
-            "lastViewed": None,
-            "watches": {
-                "self": f"{self.base}/{api}/issue/{key}/watchers",
-                "watchCount": 1,
-                "isWatching": False,
-            },
-            "created": self.ts(p.created[i]),
-            "priority": self.priority_frag[p.priority[i]],
-            "labels": list(p.labels(i)),
-            "timeestimate": None,
-            "aggregatetimeoriginalestimate": None,
-            "versions": self.empty_list,
-            "issuelinks": self.empty_list,
-            "assignee": self.user_frag[assignee] if assignee >= 0 else None,
-            "updated": self.ts(p.updated[i]),
-            "status": self.status_frag[status],
-            "components": self.empty_list,
-            "timeoriginalestimate": None,
-            "description": description,
-            "security": None,
-            "aggregatetimeestimate": None,
-            "summary": p.summary(i),
-            "creator": self.user_frag[reporter],
-            "subtasks": self.empty_list,
-            "reporter": self.user_frag[reporter],
-            "aggregateprogress": self.progress_frag,
-            "environment": None,
-            "duedate": None,
-            "progress": self.progress_frag,
-            "votes": {
-                "self": f"{self.base}/{api}/issue/{key}/votes",
-                "votes": 0,
-                "hasVoted": False,
-            },
-        }
-        if not self.cloud:
-            del f["statuscategorychangedate"]
-        for fid, column in self._numeric:
-            value = column[i]
-            f[fid] = None if value != value else value
-        f[cf["Story Points"]] = None
-        health = p.health[i]
-        f[cf["Portfolio Health"]] = (
-            self.option_frag["Portfolio Health"][health] if health >= 0 else None
-        )
-        category = p.category[i]
-        f[cf["Investment Category"]] = (
-            self.option_frag["Investment Category"][category] if category >= 0 else None
-        )
-        pi = p.pi[i]
-        f[cf["Program Increment"]] = self.option_frag["Program Increment"][pi] if pi >= 0 else None
-        team = p.team[i]
-        f[cf["Team"]] = self.team_frag[team] if team >= 0 else None
+    def _values(self, i: int, api: str) -> tuple[list[Any], bool]:
+        """What fills the slots of the issue templates for issue `i`, in template order, and
+        whether its last field (`parent`, Cloud only) is present.
+
+        This is most of a cold page's cost, hence the shortcuts: code -> JSON tables whose last
+        entry is `null` (index -1, "no value"), and a timestamp formatted once when the status
+        change, resolution and last update are the same instant (most issues)."""
+        p = self.p
+        t = self._tables
+        tid = p.tracker_id(i)
         art = p.art[i]
-        f[cf["Agile Release Train"]] = (
-            self.option_frag["Agile Release Train"][art] if art >= 0 else None
+        key = b"%s-%d" % (t.project_keys[art + 1], p.keynum[i])  # Portfolio.key
+        status = p.status[i]
+        assignee = p.assignee[i]
+        user = t.users[assignee]
+        reporter = user if assignee > 0 else t.users[1 + mix(p.seed, i, 50) % (len(p.users) - 1)]
+        ts = self.ts_json
+        at = p.updated[i]
+        updated = ts(at)
+        changed = p.status_changed[i]
+        changed_json = updated if changed == at else ts(changed)
+        resolved = p.resolved[i]
+        if resolved < 0:
+            resolution = resolved_json = b"null"
+        else:
+            resolution = t.resolutions[status]
+            resolved_json = (
+                updated if resolved == at else changed_json if resolved == changed else ts(resolved)
+            )
+        values: list[Any] = [tid, tid, key]
+        if self.cloud:
+            values.append(changed_json)
+        labels = p.labels(i)
+        text = p.description(i)
+        dates = self._dates
+        start, target = p.start_day[i], p.target_day[i]
+        values += (
+            t.types[p.type_[i]],
+            t.projects[art + 1],
+            resolution,
+            resolved_json,
+            key,
+            ts(p.created[i]),
+            t.priorities[p.priority[i]],
+            self._labels.get(labels) or self._labels_json(labels),
+            user,
+            updated,
+            t.statuses[status],
+            self._descriptions.get((text, api)) or self._description_json(text, api),
+            orjson.dumps(p.summary(i)),
+            reporter,
+            reporter,
+            key,
         )
-        f[cf["Flagged"]] = self.flag_frag if flags & F_FLAGGED else None
-        sprint = p.sprint[i]
-        f[cf["Sprint"]] = self.sprint_frag[sprint] if sprint >= 0 else None
-        f[cf["Rank"]] = p.rank_string(i)
-        f[cf["Start date"]] = self.date(p.start_day[i])
-        f[cf["Target end"]] = self.date(p.target_day[i])
+        # orjson writes NaN (no value) as null, as Jira shows an empty number field.
+        values += orjson.dumps([column[i] for column in self._numeric])[1:-1].split(b",")
+        values += (
+            t.health[p.health[i]],
+            t.categories[p.category[i]],
+            t.increments[p.pi[i]],
+            t.teams[p.team[i]],
+            t.arts[art],
+            t.flagged if p.flags[i] & F_FLAGGED else b"null",
+            t.sprints[p.sprint[i]],
+            int(p.rank[i]),
+            dates.get(start) or self.date_json(start),
+            dates.get(target) or self.date_json(target),
+        )
         parent = p.parent[i]
-        if parent >= 0 and p.is_deleted(parent):
+        if parent >= 0 and p.flags[parent] & F_DELETED:
             parent = -1
         if self.cloud:
-            if parent >= 0:
-                f["parent"] = self._parent(parent, api)
+            if parent < 0:
+                return values, False
+            shared = self._parents.get((parent, p.ver[parent], api))
+            values.append(shared or self._parent(parent, api))
+            return values, True
+        epic_link = parent >= 0 and p.process.types[p.type_[i]].hierarchy == 0
+        values.append(orjson.dumps(p.key(parent)) if epic_link else b"null")
+        if parent >= 0 and not epic_link:
+            link = {
+                "hasEpicLinkFieldDependency": False,
+                "showField": True,
+                "data": {
+                    "id": p.tracker_id(parent),
+                    "key": p.key(parent),
+                    "keyNum": p.keynum[parent],
+                    "summary": p.summary(parent),
+                    "projectId": int(self.project_id(p.project(parent))),
+                },
+            }
+            values.append(orjson.dumps(link))
         else:
-            level = p.process.types[type_code].hierarchy
-            epic_link = parent >= 0 and level == 0
-            f[cf["Epic Link"]] = p.key(parent) if epic_link else None
-            if parent >= 0 and not epic_link:
-                f[cf["Parent Link"]] = {
-                    "hasEpicLinkFieldDependency": False,
-                    "showField": True,
-                    "data": {
-                        "id": p.tracker_id(parent),
-                        "key": p.key(parent),
-                        "keyNum": p.keynum[parent],
-                        "summary": p.summary(parent),
-                        "projectId": int(self.project_id(p.project(parent))),
-                    },
-                }
-            else:
-                f[cf["Parent Link"]] = None
-        return f
+            values.append(b"null")
+        return values, True
 
-    def _parent(self, parent: int, api: str) -> orjson.Fragment:
+    def _labels_json(self, labels: tuple[str, ...]) -> bytes:
+        out = self._labels.get(labels)
+        if out is None:
+            out = orjson.dumps(list(labels))
+            if len(self._labels) < 4096:
+                self._labels[labels] = out
+        return out
+
+    def _description_json(self, text: str | None, api: str) -> bytes:
+        """Descriptions come from a few generated texts: each is rendered once per API version
+        (Atlassian Document Format on v3, plain text on v2 and Data Center)."""
+        doc: Any = text
+        if text is not None and api.endswith("/3"):
+            paragraph = {"type": "paragraph", "content": [{"type": "text", "text": text}]}
+            doc = {"type": "doc", "version": 1, "content": [paragraph]}
+        out = self._descriptions[(text, api)] = orjson.dumps(doc)
+        return out
+
+    def _field_patterns(self, api: str) -> list[tuple[str, bytes]]:
+        """`fields` in Jira's order as (field id, JSON value with %-slots), the slots filled by
+        `_values` in the same order; `parent` (Cloud) comes last, as it may be absent."""
+        cf = self.cf
+        url = _escape(f"{self.base}/{api}/issue/".encode())
+        null, empty, progress = b"null", b"[]", b'{"progress":0,"total":0}'
+        out: list[tuple[str, bytes]] = [
+            ("statuscategorychangedate", b"%s"),
+            ("issuetype", b"%s"),
+            ("timespent", null),
+            ("project", b"%s"),
+            ("fixVersions", empty),
+            ("aggregatetimespent", null),
+            ("resolution", b"%s"),
+            ("resolutiondate", b"%s"),
+            ("workratio", b"-1"),
+            ("lastViewed", null),
+            ("watches", b'{"self":"' + url + b'%s/watchers","watchCount":1,"isWatching":false}'),
+            ("created", b"%s"),
+            ("priority", b"%s"),
+            ("labels", b"%s"),
+            ("timeestimate", null),
+            ("aggregatetimeoriginalestimate", null),
+            ("versions", empty),
+            ("issuelinks", empty),
+            ("assignee", b"%s"),
+            ("updated", b"%s"),
+            ("status", b"%s"),
+            ("components", empty),
+            ("timeoriginalestimate", null),
+            ("description", b"%s"),
+            ("security", null),
+            ("aggregatetimeestimate", null),
+            ("summary", b"%s"),
+            ("creator", b"%s"),
+            ("subtasks", empty),
+            ("reporter", b"%s"),
+            ("aggregateprogress", progress),
+            ("environment", null),
+            ("duedate", null),
+            ("progress", progress),
+            ("votes", b'{"self":"' + url + b'%s/votes","votes":0,"hasVoted":false}'),
+        ]
+        if not self.cloud:
+            del out[0]
+        out += [(cf[name], b"%s") for name, _ in _NUMERIC_FIELDS]
+        out.append((cf["Story Points"], null))
+        out += [(cf[name], b"%s") for name in _OPTION_FIELDS]
+        out.append((cf["Rank"], b'"0|%012x:"'))  # Portfolio.rank_string
+        out += [(cf["Start date"], b"%s"), (cf["Target end"], b"%s")]
+        if self.cloud:
+            out.append(("parent", b"%s"))
+        else:
+            out += [(cf["Epic Link"], b"%s"), (cf["Parent Link"], b"%s")]
+        return out
+
+    def _template(self, api: str, selection: FieldSelection, last: bool) -> _Template:
+        """The issue JSON as one %-template per (API, field selection, `parent` present)."""
+        key = (api, selection.key, last)
+        template = self._templates.get(key)
+        if template is not None:
+            return template
+        patterns = self._field_patterns(api)
+        if not last:
+            patterns.pop()
+        url = _escape(f"{self.base}/{api}/issue/".encode())
+        head = b'{"expand":"%s","id":"%%d","self":"%s%%d","key":"%%s","fields":' % (
+            ISSUE_EXPAND.encode(),
+            url,
+        )
+        slots: list[int] = []
+        shown: list[str] = []
+        pieces: list[bytes] = []
+        slot = 3  # after the id, the id in `self` and the key of the head
+        for fid, pattern in patterns:
+            count = pattern.replace(b"%%", b"").count(b"%")
+            if selection.shows(fid):
+                shown.append(fid)
+                pieces.append(orjson.dumps(fid) + b":" + pattern)
+                slots.extend(range(slot, slot + count))
+            slot += count
+        fields = b"{" + b",".join(pieces) + b"}"
+        every = slots == list(range(3, slot))
+        template = _Template(head + fields + b"}", fields, None if every else tuple(slots), shown)
+        if len(self._templates) > 256:
+            self._templates.clear()
+        self._templates[key] = template
+        return template
+
+    def fields_json(self, i: int, api: str, selection: FieldSelection) -> tuple[bytes, list[str]]:
+        """The `fields` object of issue `i` as JSON, and the ids of the fields it shows."""
+        values, last = self._values(i, api)
+        template = self._template(api, selection, last)
+        if template.slots is None:
+            return template.fields % tuple(values[3:]), template.shown
+        return template.fields % tuple([values[k] for k in template.slots]), template.shown
+
+    def _parent(self, parent: int, api: str) -> bytes:
         """The `parent` field, shared by the parent's children (one render per version)."""
         key = (parent, self.p.ver[parent], api)
-        frag = self._parents.get(key)
-        if frag is None:
+        out = self._parents.get(key)
+        if out is None:
             p = self.p
             body = {
                 "id": str(p.tracker_id(parent)),
@@ -714,11 +835,11 @@ class JiraSite:
                     "issuetype": self.type_frag[p.type_[parent]],
                 },
             }
-            frag = orjson.Fragment(bytes(memoryview(orjson.dumps(body))))
+            out = bytes(memoryview(orjson.dumps(body)))
             if len(self._parents) > 200_000:
                 self._parents.clear()
-            self._parents[key] = frag
-        return frag
+            self._parents[key] = out
+        return out
 
     def issue(
         self,
@@ -732,9 +853,21 @@ class JiraSite:
         if selection.id_only and not properties:
             return b'{"id":"%d"}' % self.p.tracker_id(i)
         key = (i, self.p.ver[i], api, selection.key, expand, properties)
+        if expand or properties or selection.id_only:
+            return self.cache.get_or_render(
+                key, lambda: orjson.dumps(self.issue_obj(i, api, selection, expand, properties))
+            )
         return self.cache.get_or_render(
-            key, lambda: orjson.dumps(self.issue_obj(i, api, selection, expand, properties))
+            key, lambda: self._issue_json(i, api, selection), exact=True
         )
+
+    def _issue_json(self, i: int, api: str, selection: FieldSelection) -> bytes:
+        """A whole issue without expansions: one template filled (an exact-size result)."""
+        values, last = self._values(i, api)
+        template = self._template(api, selection, last)
+        if template.slots is None:
+            return template.body % tuple(values)
+        return template.body % (*values[:3], *[values[k] for k in template.slots])
 
     def issue_obj(
         self,
@@ -747,31 +880,28 @@ class JiraSite:
         p = self.p
         if selection.id_only:
             return {"id": str(p.tracker_id(i))}
-        key = p.key(i)
         out: dict[str, Any] = {
             "expand": ISSUE_EXPAND,
             "id": str(p.tracker_id(i)),
             "self": self.issue_self(i, api),
-            "key": key,
+            "key": p.key(i),
         }
-        fields = self.fields_of(i, api, key)
-        out["fields"] = selection.apply(fields)
+        fields, shown = self.fields_json(i, api, selection)
+        out["fields"] = orjson.Fragment(fields)
         if "names" in expand:
-            out["names"] = {k: self.by_id[k].name for k in out["fields"] if k in self.by_id}
+            out["names"] = {k: self.by_id[k].name for k in shown if k in self.by_id}
         if "schema" in expand:
             out["schema"] = {
-                k: self.by_id[k].schema
-                for k in out["fields"]
-                if k in self.by_id and self.by_id[k].schema
+                k: self.by_id[k].schema for k in shown if k in self.by_id and self.by_id[k].schema
             }
         if "changelog" in expand:
             histories = self.histories(i, api)
-            shown = histories[-100:]
+            shown_histories = histories[-100:]
             out["changelog"] = {
                 "startAt": 0,
-                "maxResults": len(shown),
+                "maxResults": len(shown_histories),
                 "total": len(histories),
-                "histories": shown,
+                "histories": shown_histories,
             }
         if properties:
             props = p.properties.get(i, {})
@@ -937,8 +1067,41 @@ def _num(value: Any) -> str | None:
     return str(int(f)) if f.is_integer() else repr(f)
 
 
-def _resolution_name(p: Portfolio, i: int) -> str:
-    return "Done" if p.status_of(i).phase == "done" else "Won't Do"
+def _escape(text: bytes) -> bytes:
+    """Constant text inside a %-template."""
+    return text.replace(b"%", b"%%")
+
+
+@dataclass(frozen=True, slots=True)
+class _Tables:
+    """JSON of the values issues share, by code; where a code may be -1 (no value), the list
+    ends with `null`."""
+
+    project_keys: list[bytes]
+    types: list[bytes]
+    projects: list[bytes]
+    statuses: list[bytes]
+    priorities: list[bytes]
+    resolutions: list[bytes]
+    users: list[bytes]
+    health: list[bytes]
+    categories: list[bytes]
+    increments: list[bytes]
+    teams: list[bytes]
+    arts: list[bytes]
+    flagged: bytes
+    sprints: list[bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """How issues look for one request shape: `body % values` is the whole issue and `fields %
+    values[3:]` its `fields` (`slots` picks the values when fields are left out)."""
+
+    body: bytes
+    fields: bytes
+    slots: tuple[int, ...] | None
+    shown: list[str]
 
 
 def _iso_z(ms: int) -> str:
@@ -955,11 +1118,12 @@ class FieldSelection:
     names: frozenset[str]
     excluded: frozenset[str]
     id_only: bool
+    key: tuple[bool, frozenset[str], frozenset[str], bool] = field(init=False, compare=False)
+    """Hashable identity of the selection, for cache keys: a plain tuple hashes and compares
+    in C, a dataclass through Python-level methods, on every cached issue served."""
 
-    @property
-    def key(self) -> FieldSelection:
-        """Hashable identity of the selection, for cache keys."""
-        return self
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", (self.include_all, self.names, self.excluded, self.id_only))
 
     @classmethod
     def parse(cls, values: list[str] | None, default: str, site: JiraSite) -> FieldSelection:
@@ -984,12 +1148,10 @@ class FieldSelection:
         names.discard("id")
         return cls(include_all, frozenset(names), frozenset(excluded), id_only)
 
-    def apply(self, fields: dict[str, Any]) -> dict[str, Any]:
-        if self.include_all and not self.excluded:
-            return fields
+    def shows(self, field_id: str) -> bool:
         if self.include_all:
-            return {k: v for k, v in fields.items() if k not in self.excluded}
-        return {k: fields[k] for k in fields if k in self.names}
+            return field_id not in self.excluded
+        return field_id in self.names
 
 
 def _field_id(name: str, site: JiraSite) -> str:

@@ -747,36 +747,37 @@ _DESCRIPTIONS: dict[str, tuple[str, ...]] = {
 
 def _title(p: Portfolio, i: int) -> str:
     h = mix(p.seed, i, 1)
-    t = p.itype(i)
+    t = p.process.types[p.type_[i]]
     level = t.level
-
-    def part(options: tuple[str, ...], k: int) -> str:
-        return options[(h >> (10 * k)) % len(options)]
-
+    # draw k of the title picks bits 10k.. of the hash
+    h1 = h >> 10
     if level == "theme":
-        base = p.themes[p.theme[i]] if p.theme[i] >= 0 else part(_OBJECTS, 0)
+        theme = p.theme[i]
+        base = p.themes[theme] if theme >= 0 else _OBJECTS[h % len(_OBJECTS)]
     elif level == "epic":
-        audience = part(_AUDIENCES, 2)
-        base = f"{part(_VERBS, 0)} {part(_OBJECTS, 1)}" + (f" {audience}" if audience else "")
+        audience = _AUDIENCES[(h >> 20) % len(_AUDIENCES)]
+        base = f"{_VERBS[h % len(_VERBS)]} {_OBJECTS[h1 % len(_OBJECTS)]}" + (
+            f" {audience}" if audience else ""
+        )
     elif level == "capability":
-        base = f"{part(_CAPS, 0)} ({part(_OBJECTS, 1)})"
+        base = f"{_CAPS[h % len(_CAPS)]} ({_OBJECTS[h1 % len(_OBJECTS)]})"
     elif level == "feature":
-        base = f"{part(_FEATURES, 0)} – {part(_OBJECTS, 1)}"
+        base = f"{_FEATURES[h % len(_FEATURES)]} – {_OBJECTS[h1 % len(_OBJECTS)]}"
     elif level == "objective":
-        base = part(_OBJECTIVES, 0)
+        base = _OBJECTIVES[h % len(_OBJECTIVES)]
     elif t.name == "Bug":
-        base = f"{part(_BUGS, 0)} ({part(_OBJECTS, 1)})"
+        base = f"{_BUGS[h % len(_BUGS)]} ({_OBJECTS[h1 % len(_OBJECTS)]})"
     elif t.name == "Enabler":
-        base = part(_ENABLERS, 0)
+        base = _ENABLERS[h % len(_ENABLERS)]
     else:
-        persona = part(_PERSONAS, 0)
+        persona = _PERSONAS[h % len(_PERSONAS)]
         article = "an" if persona[0] in "aeiou" else "a"
-        base = f"As {article} {persona} I can {part(_ACTIONS, 1)}"
+        base = f"As {article} {persona} I can {_ACTIONS[h1 % len(_ACTIONS)]}"
     flags = p.flags[i]
     if flags & F_UNICODE:
-        base = f"{part(_UNICODE, 3)}: {base}"
+        base = f"{_UNICODE[(h >> 30) % len(_UNICODE)]}: {base}"
     if flags & F_LONG:
-        filler = " – " + part(_UNICODE, 4) + " · detail"
+        filler = " – " + _UNICODE[(h >> 40) % len(_UNICODE)] + " · detail"
         while len(base) < 255:
             base += filler
         base = base[:255]
@@ -788,13 +789,27 @@ _NO_LABELS: tuple[str, ...] = ()
 _UNCOMMITTED = ("uncommitted",)
 
 
+def _label_set(count: int, first: int, second: int, escalated: bool) -> tuple[str, ...]:
+    out = {_LABELS[k] for k in (first, second)[:count]}
+    if escalated:
+        out.add("customer-escalation")
+    return tuple(sorted(out)) if out else _NO_LABELS
+
+
+_LABEL_SETS = [
+    _label_set(count, first, second, escalated)
+    for escalated in (False, True)
+    for second in range(8)
+    for first in range(8)
+    for count in range(4)
+]
+"""Every label set a story or feature can draw, by the bits of its hash (see `_labels`)."""
+
+
 def _labels(p: Portfolio, i: int) -> tuple[str, ...]:
     level = p.process.types[p.type_[i]].level
     if level not in ("story", "feature"):
         return _UNCOMMITTED if p.flags[i] & F_UNCOMMITTED else _NO_LABELS
     h = mix(p.seed, i, 11)
-    count = h % 3
-    out = {_LABELS[(h >> (8 + 4 * k)) % len(_LABELS)] for k in range(count)}
-    if (h >> 40) % 50 == 0:
-        out.add("customer-escalation")
-    return tuple(sorted(out)) if out else _NO_LABELS
+    # count h % 3, labels from bits 8-10 and 12-14, an escalation one time in 50
+    return _LABEL_SETS[h % 3 | (h >> 6) & 0x1C | (h >> 7) & 0xE0 | ((h >> 40) % 50 == 0) << 8]
