@@ -495,14 +495,31 @@ def compare_scope(engine: Engine, source_id: int, in_scope: Iterable[str]) -> Sc
     gone: dict[str, list[int]] = {}
     with engine.connect() as conn:
         for target in (table_of(models.WorkItem), table_of(models.Objective)):
-            rows = conn.execute(
+            rows = _driver_rows(
+                conn,
                 select(target.c.id, target.c.external_id).where(
                     target.c.source_id == source_id, target.c.deleted_at.is_(None)
-                )
-            ).all()
+                ),
+            )
             live.update(external_id for _, external_id in rows)
             gone[target.name] = [row_id for row_id, external_id in rows if external_id not in scope]
     return ScopeDiff(gaps=sorted(scope - live), gone=gone)
+
+
+def _driver_rows(conn: Connection, query: Select[Any]) -> list[tuple[Any, ...]]:
+    """A query's rows as the driver's plain tuples, for scans of every row of a source: no
+    result-row objects (two thirds of the time of a 100,000-row scan on SQLite). Only for
+    columns the driver returns as their Python values (integers, text)."""
+    compiled = query.compile(dialect=conn.dialect)
+    params = compiled.construct_params()
+    positions = compiled.positiontup
+    args = tuple(params[name] for name in positions) if positions is not None else params
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def mark_deleted(engine: Engine, run_id: int, gone: Mapping[str, Sequence[int]]) -> int:
