@@ -3,13 +3,16 @@
   raw PUTs      `--changes` issue edits, one plain `requests` PUT after the other (the ceiling
                 of a script that knows exactly what to send and checks nothing)
   field apply   `apply_writeback` of a plan holding `--changes` progress changes (one field on
-                each of as many issues): discovery, the read before each batch of edits (as
-                many issues as edits in flight: the default `sync.concurrency`), the edits,
-                the ledger rows; then the same number of changes again with
-                `sync.concurrency: 1` (one edit at a time).
+                each of as many issues): discovery, a bulk read before each batch of 100 edits,
+                the edits (the default `sync.concurrency` in flight), the changelog read after
+                each batch (Jira has no conditional edit: that check is what finds an edit
+                that replaced a person's value), the ledger rows; then the same number of
+                changes again with `sync.concurrency: 1` (one edit at a time).
                 Raw, concurrent and sequential run in turn `--rounds` times (each round moves
                 every desired progress by 30 points); figures are medians, since the machine
-                is shared and a busy moment slows one pass, not all
+                is shared and a busy moment slows one pass, not all. CPU seconds of this
+                process and of the sandbox's are taken around the raw and concurrent passes:
+                what each costs whatever the load (on a starved machine, their sum is the time)
   re-run        a plan + apply right after, then again after an incremental sync: write calls
   naive re-rank every issue of a `--rank-items` scope ranked after the one before it, one
                 rank call each (what a script without minimal moves does)
@@ -46,7 +49,7 @@ from sqlalchemy import Engine, case, select, update
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import sandbox  # noqa: E402
+from benchmarks.common import own_cpu, process_cpu, sandbox  # noqa: E402
 from flows.sync import sync_source  # noqa: E402
 from flows.writeback import apply_writeback, plan_writeback  # noqa: E402
 from mapping.config import LpmConfig  # noqa: E402
@@ -118,6 +121,11 @@ def raw_puts(site: dict[str, Any], issue_ids: list[str], field_id: str, offset: 
     return time.perf_counter() - started
 
 
+def spent(before: tuple[float, float], site: dict[str, Any]) -> tuple[float, float]:
+    """CPU seconds this process and the sandbox's used since `before` (both taken together)."""
+    return own_cpu() - before[0], process_cpu(site["pid"]) - before[1]
+
+
 def truth_ranks(site: dict[str, Any]) -> dict[str, str]:
     truth = requests.get(f"{site['server']}/_sandbox/truth", timeout=120).json()
     return {t["external_id"]: t["rank"] for t in truth}
@@ -186,8 +194,12 @@ def main() -> None:
         raw: list[float] = []
         concurrent: list[float] = []
         sequential: list[float] = []
+        cpu: dict[str, list[tuple[float, float]]] = {"raw_put": [], "field_apply": []}
+        """(client, sandbox) CPU seconds per pass: what the passes cost, whatever the load."""
         for round_ in range(args.rounds):
+            before = own_cpu(), process_cpu(site["pid"])
             raw.append(raw_puts(site, issues, wsjf_field, 100 * (round_ + 1)))
+            cpu["raw_put"].append(spent(before, site))
             for settings, times in ((fields_config, concurrent), (sequential_config, sequential)):
                 first = round_ == 0 and settings is fields_config
                 if not first:
@@ -197,9 +209,12 @@ def main() -> None:
                 planned = time.perf_counter() - started
                 assert len(plan.writes) == args.changes, len(plan.writes)
                 calls_before = sandbox_requests(site)
+                before = own_cpu(), process_cpu(site["pid"])
                 started = time.perf_counter()
                 result = apply_writeback(settings, engine, plan)
                 times.append(time.perf_counter() - started)
+                if settings is fields_config:
+                    cpu["field_apply"].append(spent(before, site))
                 assert result.clean, result.counts()
                 if first:
                     figures["field_plan_s"] = round(planned, 3)
@@ -218,6 +233,9 @@ def main() -> None:
         figures["field_apply_sequential_s"] = round(median(sequential), 3)
         figures["field_apply_vs_raw"] = round(median(concurrent) / median(raw), 3)
         figures["field_apply_sequential_vs_raw"] = round(median(sequential) / median(raw), 3)
+        for name, runs in cpu.items():
+            figures[f"{name}_client_cpu_s"] = round(median(c for c, _ in runs), 3)
+            figures[f"{name}_sandbox_cpu_s"] = round(median(s for _, s in runs), 3)
 
         # --- a 1,000-item re-rank -------------------------------------------------------------
         rank_config = config(site, database, {"rank": True})

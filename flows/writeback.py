@@ -3,16 +3,18 @@
 plan_writeback  per source: settle the rows a killed apply left `planned`, then one planning
                 query (warehouse/writeback.py); nothing is sent, nothing recorded.
 apply_writeback per source: record every change of the plan as a ledger row (`planned`, or
-                `skipped_conflict`) -> discover the tracker -> read what the items hold right
-                before editing them, each batch while the one before is written (Jira, which
-                has no conditional edit: as many items as are edited at once; Azure DevOps: 25,
-                each edit then guarded by `test /rev`, a stale revision re-read and re-planned
-                once); a value that
-                moved since the plan is re-planned once with the fresh value (a person's edit
-                becomes `skipped_conflict`) -> write each item's changed fields in one edit
-                (Jira `notifyUsers=false`) -> rank scopes: read the rank values, re-plan the
-                minimal moves, apply them, read again and retry what failed once -> ledger
-                rows settled.
+                `skipped_conflict`) -> discover the tracker -> read what the items hold before
+                editing them, each batch while the one before is written (Jira: 100 items a
+                bulk read; Azure DevOps: 25, each edit then guarded by `test /rev`, a stale
+                revision re-read and re-planned once); a value that moved since the plan is
+                re-planned once with the fresh value (a person's edit becomes
+                `skipped_conflict`) -> write each item's changed fields in one edit (Jira
+                `notifyUsers=false`) -> Jira, which has no conditional edit: read the batch's
+                changelog; an edit of ours that replaced another value than the one read (a
+                person saved in between, or before a PUT resent after a 5xx) is undone by
+                writing the person's value back, and the change is `skipped_conflict` -> rank
+                scopes: read the rank values, re-plan the minimal moves, apply them, read again
+                and retry what failed once -> ledger rows settled.
 A failure of one item or one move is recorded and the rest goes on. Retries, Retry-After and
 rate limits are the shared HTTP client's (connectors/http.py): a 429 is waited out and the same
 edit sent again, never a second edit.
@@ -27,14 +29,15 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, cast, runtime_checkable
 
 from sqlalchemy import Engine
 
 from connectors.base import Connector, DiscoveryError, RankMove, WriteOutcome
 from connectors.http import BadRequest, Conflict, RetriesExhausted, TrackerError
+from connectors.jira import UPDATED, FieldEdit
 from flows.sync import KINDS, SourceConfig
 from flows.throttle import site_gate
 from mapping.config import LpmConfig
@@ -57,9 +60,12 @@ from warehouse.writeback import (
 log = logging.getLogger(__name__)
 
 READ_BATCH = 25
-"""Items read together when a revision guards their edits (Azure DevOps). Without one (Jira has
-no conditional edit) as many as are written at once (`sync.concurrency`), so a person's edit has
-about one round trip to slip in between our read and our write."""
+"""Items read together when a revision guards their edits (Azure DevOps)."""
+CHECK_BATCH = 100
+"""Items read (one bulk read), edited, then checked in the changelog together where edits are
+not conditional (Jira): the check, not the read, is what keeps a person's value."""
+RESTORE_ATTEMPTS = 3
+"""Times a person's overwritten value is written back while people keep editing the field."""
 RANK_ATTEMPTS = 2
 SETTLE_BATCH = 100
 """Settled ledger rows written per transaction."""
@@ -107,6 +113,8 @@ class SourceCalls:
     """Rank moves sent: one Agile rank call each on Jira; on Azure DevOps each moved item's
     StackRank is written, so `moved_items` is the number of writes there."""
     moved_items: int = 0
+    restores: int = 0
+    """Edits (among `field_writes`) that put back a person's value one of ours had replaced."""
     requests: int = 0
     http: dict[str, float] = field(default_factory=dict)
 
@@ -142,6 +150,43 @@ class _RevisionGuarded(Protocol):
         values: Mapping[str, Any],
         expected_rev: int | None = None,
     ) -> WriteOutcome: ...
+
+
+@runtime_checkable
+class _Changelogged(Protocol):
+    """A tracker without conditional edits whose changelog says what each edit replaced."""
+
+    def edits_since(
+        self, facts: Any, since: Mapping[str, datetime | None], attributes: Sequence[str]
+    ) -> dict[str, list[FieldEdit]]: ...
+
+
+@dataclass(frozen=True)
+class _Landing:
+    """What the changelog says of our edit of one field (`_landing`)."""
+
+    landed: bool = False
+    """An edit of ours set the value."""
+    overwrote: bool = False
+    """...over another value than the one we meant to replace: a person's (`victim`)."""
+    victim: str | None = None
+    ours_now: bool = False
+    """Nobody changed the field after our last edit of it."""
+    at: datetime | None = None
+    """When our last edit of the field was made (the tracker's clock)."""
+
+
+@dataclass(frozen=True)
+class _Overwrite:
+    """An edit of ours that replaced a person's value, to be undone."""
+
+    index: int
+    change: PlannedChange
+    victim: str | None
+    """The person's value, written back."""
+    replaced: str | None
+    """The value the restoring edit replaces (what we wrote last)."""
+    at: datetime | None
 
 
 # --- plan -------------------------------------------------------------------------------------
@@ -284,19 +329,37 @@ class _SourceApply:
     # --- fields --------------------------------------------------------------------------
 
     def _apply_fields(self, changes: Sequence[PlannedChange]) -> None:
-        """Items in batches: each batch read while the one before is written, then written."""
+        """Items in batches: each batch read while the one before is written, then written;
+        without conditional edits (Jira) each batch's changelog is then checked while the next
+        batch is written."""
         by_item: dict[str, list[PlannedChange]] = {}
         for change in changes:
             by_item.setdefault(change.external_id, []).append(change)
         items = list(by_item)
         workers = max(1, self.source.sync.concurrency)
         guarded = any(c.rev is not None for c in changes)
-        size = READ_BATCH if guarded else workers
+        checked = not guarded and isinstance(self.connector, _Changelogged)
+        size = READ_BATCH if guarded else CHECK_BATCH if checked else workers
         batches = [items[i : i + size] for i in range(0, len(items), size)]
-        Writes = list[Future[list[tuple[PlannedChange, LedgerEntry]]]]
-        with ThreadPoolExecutor(workers, thread_name_prefix=f"{self.source.name}-write") as pool:
+        Settled = list[tuple[PlannedChange, LedgerEntry]]
+        name = self.source.name
+        with (
+            ThreadPoolExecutor(workers, thread_name_prefix=f"{name}-write") as pool,
+            ThreadPoolExecutor(1, thread_name_prefix=f"{name}-check") as checker,
+        ):
             reads = [pool.submit(self._read_batch, batches[0], by_item)] if batches else []
-            pending: deque[Writes] = deque()
+            written: deque[tuple[list[Future[Settled]], Mapping[str, Any]]] = deque()
+            checks: deque[Future[Settled]] = deque()
+
+            def finish(jobs: list[Future[Settled]], fresh: Mapping[str, Any]) -> None:
+                entries = [entry for job in jobs for entry in job.result()]
+                if not checked:
+                    self._settle(entries)
+                    return
+                checks.append(checker.submit(self._check, entries, fresh))
+                while checks and (len(checks) > 1 or checks[0].done()):
+                    self._settle(checks.popleft().result())
+
             for index, batch in enumerate(batches):
                 fresh = reads[index].result()
                 if index + 1 < len(batches):
@@ -307,13 +370,16 @@ class _SourceApply:
                     self._settle(failed)
                     continue
                 self._sending([c for item in batch for c in by_item[item]])
-                pending.append(
-                    [pool.submit(self._guarded, by_item[item], fresh.get(item)) for item in batch]
-                )
-                while len(pending) > 1:
-                    self._settle([entry for job in pending.popleft() for entry in job.result()])
-            while pending:
-                self._settle([entry for job in pending.popleft() for entry in job.result()])
+                jobs = [
+                    pool.submit(self._guarded, by_item[item], fresh.get(item)) for item in batch
+                ]
+                written.append((jobs, fresh))
+                while len(written) > 1:
+                    finish(*written.popleft())
+            while written:
+                finish(*written.popleft())
+            while checks:
+                self._settle(checks.popleft().result())
 
     def _read_batch(
         self, batch: Sequence[str], by_item: Mapping[str, Sequence[PlannedChange]]
@@ -498,6 +564,144 @@ class _SourceApply:
         assert self.connector is not None
         return self.connector.read_values(self.facts, list(external_ids), list(attributes))
 
+    # --- after the fact: the changelog (Jira) ---------------------------------------------
+
+    def _check(
+        self, entries: Sequence[tuple[PlannedChange, LedgerEntry]], fresh: Mapping[str, Any]
+    ) -> list[tuple[PlannedChange, LedgerEntry]]:
+        """A batch's outcomes as the changelog tells them. Jira has no conditional edit: a
+        person who saved a field after our read (or before a PUT resent after a 5xx) had their
+        value replaced by ours. Such a value is written back and the change is
+        `skipped_conflict`, never retried; an edit whose answer was lost but which the
+        changelog shows is `applied`."""
+        out = list(entries)
+        sent = [
+            (index, change, entry)
+            for index, (change, entry) in enumerate(entries)
+            if entry.status in (APPLIED, FAILED) and fresh.get(change.external_id) is not None
+        ]
+        if not sent:
+            return out
+        since = {c.external_id: fresh[c.external_id].get(UPDATED) for _, c, _ in sent}
+        try:
+            edits = self._edits(since, [change.field for _, change, _ in sent])
+        except TrackerError as exc:
+            note = f"not checked for a person's edit at the same moment: {exc}"
+            for index, change, entry in sent:
+                if entry.status == APPLIED:
+                    out[index] = (change, replace(entry, note=_join(entry.note, note)))
+            return out
+        undo: list[_Overwrite] = []
+        for index, change, entry in sent:
+            before = entry.tracker_value
+            if entry.status != APPLIED:
+                before = as_text(change.field, fresh[change.external_id].get(change.field))
+            found = edits.get(change.external_id, [])
+            landing = _landing(found, change.field, before, change.new_value)
+            if not landing.landed:
+                continue
+            if not landing.overwrote:
+                if entry.status != APPLIED:
+                    shows = "the answer was lost; the changelog shows the edit"
+                    out[index] = (
+                        change,
+                        replace(
+                            entry, status=APPLIED, error=None, note=_join(change.reason, shows)
+                        ),
+                    )
+                continue
+            if landing.ours_now:
+                undo.append(_Overwrite(index, change, landing.victim, change.new_value, landing.at))
+                continue
+            error = f"{_overwrote(change, landing.victim)}; they have changed it again since"
+            out[index] = self._settled(change, SKIPPED_CONFLICT, landing.victim, error)
+        if undo:
+            # In the ledger before writing back: a run killed meanwhile must not leave the row
+            # `planned`, for the next sync to settle as `applied` (its history shows our edit).
+            doing = [
+                self._settled(o.change, SKIPPED_CONFLICT, o.victim, _overwrote(o.change, o.victim))
+                for o in undo
+            ]
+            record(self.engine, self.run_id, [entry for _, entry in doing], datetime.now(UTC))
+        for index, status, value, error in self._restore(undo):
+            out[index] = self._settled(entries[index][0], status, value, error)
+        return out
+
+    def _restore(self, undo: Sequence[_Overwrite]) -> list[tuple[int, str, str | None, str]]:
+        """Write each person's value back, then check in the changelog that this replaced our
+        value and not yet another person's (if it did, that one is written back in turn).
+        Returns (index, status, the value they set, what happened) per overwrite."""
+        assert self.connector is not None
+        done: list[tuple[int, str, str | None, str]] = []
+        pending = list(undo)
+        for _attempt in range(RESTORE_ATTEMPTS):
+            if not pending:
+                break
+            by_item: dict[str, list[_Overwrite]] = {}
+            for overwrite in pending:
+                by_item.setdefault(overwrite.change.external_id, []).append(overwrite)
+            sent: list[_Overwrite] = []
+            for external_id, overwrites in by_item.items():
+                values = {o.change.field: typed(o.change.field, o.victim) for o in overwrites}
+                self.calls.field_writes += 1
+                self.calls.restores += 1
+                try:
+                    self.connector.write_values(self.facts, external_id, values)
+                except TrackerError as exc:
+                    for o in overwrites:
+                        error = f"{_overwrote(o.change, o.victim)}; writing it back failed: {exc}"
+                        done.append((o.index, FAILED, o.victim, error))
+                    continue
+                sent += overwrites
+            since = {o.change.external_id: o.at for o in sent}
+            try:
+                edits = self._edits(since, [o.change.field for o in sent]) if sent else {}
+            except TrackerError as exc:
+                for o in sent:
+                    error = f"{_overwrote(o.change, o.victim)}; written back, not checked: {exc}"
+                    done.append((o.index, SKIPPED_CONFLICT, o.victim, error))
+                return done
+            pending = []
+            for o in sent:
+                found = edits.get(o.change.external_id, [])
+                landing = _landing(found, o.change.field, o.replaced, o.victim)
+                if landing.overwrote and landing.ours_now:
+                    # Writing back replaced the value of a person who saved meanwhile: theirs too.
+                    pending.append(
+                        replace(o, victim=landing.victim, replaced=o.victim, at=landing.at)
+                    )
+                elif landing.overwrote:
+                    error = f"{_overwrote(o.change, landing.victim)}; left as they set it since"
+                    done.append((o.index, SKIPPED_CONFLICT, landing.victim, error))
+                else:
+                    error = f"{_overwrote(o.change, o.victim)}; their value was written back"
+                    done.append((o.index, SKIPPED_CONFLICT, o.victim, error))
+        for o in pending:
+            error = f"{_overwrote(o.change, o.victim)}; people kept changing it: not written back"
+            done.append((o.index, FAILED, o.victim, error))
+        return done
+
+    def _edits(
+        self, since: Mapping[str, datetime | None], fields: Sequence[str]
+    ) -> dict[str, list[FieldEdit]]:
+        connector = cast(_Changelogged, self.connector)
+        return connector.edits_since(self.facts, since, sorted(set(fields)))
+
+    def _settled(
+        self, change: PlannedChange, status: str, value: str | None, error: str
+    ) -> tuple[PlannedChange, LedgerEntry]:
+        entry = LedgerEntry(
+            change.work_item_id,
+            change.field,
+            status,
+            value,
+            change.new_value,
+            note=change.reason,
+            error=error,
+            applied_at=datetime.now(UTC),
+        )
+        return change, entry
+
     # --- rank ----------------------------------------------------------------------------
 
     def _apply_ranks(self) -> None:
@@ -585,17 +789,7 @@ class _SourceApply:
         self, change: PlannedChange, error: str, *, value: str | None = None
     ) -> tuple[PlannedChange, LedgerEntry]:
         tracker = value if value is not None else change.tracker_value
-        entry = LedgerEntry(
-            change.work_item_id,
-            change.field,
-            FAILED,
-            tracker,
-            change.new_value,
-            note=change.reason,
-            error=error,
-            applied_at=datetime.now(UTC),
-        )
-        return change, entry
+        return self._settled(change, FAILED, tracker, error)
 
     def _skipped(
         self, change: PlannedChange, note: str, value: str | None = None
@@ -662,6 +856,34 @@ def _rank_note(change: PlannedChange) -> str:
         return change.reason
     now, wanted = change.position
     return f"{change.reason} (#{now} -> #{wanted})"
+
+
+def _landing(
+    edits: Sequence[FieldEdit], field_name: str, before: str | None, after: str | None
+) -> _Landing:
+    """Our edits setting `field_name` to `after` among `edits` (oldest first), each checked
+    against the value it should have replaced: `before` for the first, `after` for any later one
+    (a resent PUT). One that replaced another value replaced a person's."""
+    expected, landing = before, _Landing()
+    for edit in edits:
+        if edit.attribute != field_name:
+            continue
+        if edit.ours and same(field_name, as_text(field_name, edit.new), after):
+            old = as_text(field_name, edit.old)
+            if not same(field_name, old, expected):
+                landing = replace(landing, overwrote=True, victim=old)
+            landing = replace(landing, landed=True, ours_now=True, at=edit.at)
+            expected = after
+        else:
+            landing = replace(landing, ours_now=False)
+    return landing
+
+
+def _overwrote(change: PlannedChange, victim: str | None) -> str:
+    return (
+        f"a person set {shown(victim)} between lpm-sync's read and its edit to "
+        f"{shown(change.new_value)}, which replaced it"
+    )
 
 
 def _join(*parts: str | None) -> str | None:
@@ -731,10 +953,12 @@ def result_lines(result: WritebackResult) -> tuple[list[str], list[str]]:
     lines: list[str] = []
     for name, calls in result.calls.items():
         counts = Counter(r.status for r in result.results if r.source == name)
+        restoring = f" ({calls.restores} restoring a person's value)" if calls.restores else ""
         lines.append(
             f"{name}: applied {counts[APPLIED]}, skipped_conflict {counts[SKIPPED_CONFLICT]}, "
-            f"failed {counts[FAILED]}; {calls.field_writes} edit(s), {calls.rank_calls} rank "
-            f"call(s) moving {calls.moved_items} item(s), {calls.requests} HTTP request(s)"
+            f"failed {counts[FAILED]}; {calls.field_writes} edit(s){restoring}, "
+            f"{calls.rank_calls} rank call(s) moving {calls.moved_items} item(s), "
+            f"{calls.requests} HTTP request(s)"
         )
     for notice in sorted(result.notices):
         lines.append(f"note: {notice}")

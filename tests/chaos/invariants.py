@@ -45,6 +45,9 @@ class Findings:
     aba_restores: int = 0
     """Human edits that put back exactly the value lpm-sync had written: indistinguishable from
     no edit by value, so lpm-sync may write over them (not an overwrite of a person's value)."""
+    overwrites_undone: int = 0
+    """lpm-sync edits (Jira) that replaced a value a person saved an instant before, found in
+    the changelog and undone by writing the person's value back."""
     same_value_races: int = 0
     """`applied` rows whose write changed nothing because a person had just set the very same
     value (between lpm-sync's read and its write): the tracker records no write of lpm-sync."""
@@ -123,7 +126,7 @@ def check(engine: Engine, sandboxes: Mapping[str, Sandbox]) -> Findings:
             }
         _ground_truth(engine, name, source_id, sandbox, findings)
         _history(engine, name, source_id, sandbox, histories, findings)
-        _writes(engine, name, source_id, sandbox.portfolio, histories, findings)
+        _writes(engine, name, source_id, histories, findings)
     return findings
 
 
@@ -344,11 +347,17 @@ def _writes(
     engine: Engine,
     name: str,
     source_id: int,
-    portfolio: Portfolio,
     histories: Mapping[str, list[ChangeEntry]],
     findings: Findings,
 ) -> None:
-    """Human edits survive; every tracker write of lpm-sync has exactly one `applied` row."""
+    """Human edits survive; every tracker write of lpm-sync has exactly one `applied` row.
+
+    Jira has no conditional edit, so an edit of lpm-sync may land over a value a person saved
+    an instant before; lpm-sync then writes their value back. That pair is accepted only as
+    such: the next change of the field is lpm-sync's write of exactly the person's value over
+    its own (or a person's newer edit, which stands), and the ledger has a `skipped_conflict`
+    row saying so (with its error) for the value that replaced theirs. Neither write of the
+    pair is an `applied` write."""
     ledger, item = models.Writeback.__table__, models.WorkItem.__table__
     with engine.connect() as conn:
         rows = conn.execute(
@@ -358,6 +367,7 @@ def _writes(
                 ledger.c.status,
                 ledger.c.tracker_value,
                 ledger.c.new_value,
+                ledger.c.error,
                 ledger.c.run_id,
                 ledger.c.planned_at,
                 ledger.c.applied_at,
@@ -369,6 +379,7 @@ def _writes(
     windows: dict[tuple[str, str, str | None], list[tuple[int, int]]] = defaultdict(list)
     applied_ranks: Counter[str] = Counter()
     conflicts: set[tuple[str, str]] = set()
+    undone_in_ledger: Counter[tuple[str, str, str | None]] = Counter()
     for row in rows:
         if row.status == "planned":
             findings.add(
@@ -377,6 +388,9 @@ def _writes(
             )
         if row.status == "skipped_conflict":
             conflicts.add((row.external_id, row.field))
+            if row.error:
+                key = (row.external_id, row.field, _canonical(row.field, row.new_value))
+                undone_in_ledger[key] += 1
         if row.status != "applied":
             continue
         if row.field == RANK:
@@ -387,6 +401,8 @@ def _writes(
             windows[key].append((_ms(row.planned_at), _ms(row.applied_at)))
     findings.conflicts_recorded += len(conflicts)
     written: Counter[tuple[str, str, str | None]] = Counter()
+    undone: Counter[tuple[str, str, str | None]] = Counter()
+    """lpm-sync writes that replaced a person's value, then undone: (item, field, our value)."""
     set_by_people: dict[tuple[str, str, str | None], list[int]] = defaultdict(list)
     changes: dict[tuple[str, str], list[str]] = defaultdict(list)
     """Every change of an owned field, for the messages: `author@ms:value`."""
@@ -395,6 +411,11 @@ def _writes(
         last_written: dict[str, str | None] = {}
         humans_since: dict[str, bool] = {}
         set_at: dict[str, int] = {}
+        undoing: dict[str, _Undo] = {}
+        """Per field, an overwrite of a person's value waiting for its undo (the next change)."""
+        superseded: dict[str, _Undo] = {}
+        """Per field, an overwrite a person changed again before the undo: theirs stands,
+        unless the undo lands right after it (then it is an overwrite of theirs, undone next)."""
         for entry in entries:
             for change in entry.items:
                 if change.attr == RANK and entry.author == API_USER:
@@ -404,26 +425,63 @@ def _writes(
                 old = _canonical(change.attr, change.old)
                 new = _canonical(change.attr, change.new)
                 changes[(external_id, change.attr)].append(f"{entry.author}@{entry.at}:{new}")
+                pending = undoing.pop(change.attr, None)
+                late = superseded.pop(change.attr, None)
+                if (
+                    late is not None
+                    and entry.author == API_USER
+                    and same(change.attr, new, late.theirs)
+                ):
+                    undoing[change.attr] = _Undo(old, new, late.ours, late.problem)
+                    findings.lpm_writes += 1
+                    continue
+                if late is not None:
+                    undone[(external_id, change.attr, late.ours)] += 1
                 if entry.author != API_USER:
+                    if pending is not None:
+                        superseded[change.attr] = pending
                     set_by_people[(external_id, change.attr, new)].append(entry.at)
                     findings.human_edits_to_owned_fields += 1
                     humans_since[change.attr] = True
                     set_at[change.attr] = entry.at
                     continue
                 findings.lpm_writes += 1
-                written[(external_id, change.attr, new)] += 1
+                if pending is not None and same(change.attr, new, pending.theirs):
+                    if same(change.attr, old, pending.replaced):
+                        undone[(external_id, change.attr, pending.ours)] += 1
+                    else:  # a person saved again just before the undo: theirs is undone next
+                        undoing[change.attr] = _Undo(old, new, pending.ours, pending.problem)
+                    continue
+                if pending is not None:
+                    findings.add("human edit overwritten", f"{pending.problem}; never undone")
                 ours = last_written.get(change.attr)
-                if old is not None and not same(change.attr, old, ours):
-                    findings.add(
-                        "human edit overwritten",
-                        f"{name} {external_id}.{change.attr}: {old!r} (not lpm-sync's "
-                        f"{ours!r}) overwritten with {new!r} "
+                by_a_person = old is not None or humans_since.get(change.attr, False)
+                if not same(change.attr, old, ours) and by_a_person:
+                    undoing[change.attr] = _Undo(
+                        old,
+                        new,
+                        new,
+                        f"{name} {external_id}.{change.attr}: {old!r} (not lpm-sync's {ours!r}) "
+                        f"overwritten with {new!r} "
                         f"{entry.at - set_at.get(change.attr, 0)} ms after a person set it",
                     )
-                elif old is not None and humans_since.get(change.attr):
+                    continue
+                if old is not None and humans_since.get(change.attr):
                     findings.aba_restores += 1
+                written[(external_id, change.attr, new)] += 1
                 last_written[change.attr] = new
                 humans_since[change.attr] = False
+        for pending in undoing.values():
+            findings.add("human edit overwritten", f"{pending.problem}; never undone")
+        for attr, late in superseded.items():
+            undone[(external_id, attr, late.ours)] += 1
+    findings.overwrites_undone += sum(undone.values())
+    for key, times in (undone - undone_in_ledger).items():
+        findings.add(
+            "human edit overwritten",
+            f"{name} {key}: {times} overwrite(s) of a person's value undone without a "
+            "skipped_conflict ledger row saying so",
+        )
     findings.human_edits += sum(
         1 for entries in histories.values() for e in entries if e.author != API_USER
     )
@@ -450,6 +508,17 @@ def _writes(
                 f"{name} {external_id}: {ranked[external_id]} tracker rank change(s), "
                 f"{applied_ranks[external_id]} applied rank row(s)",
             )
+
+
+@dataclass(frozen=True)
+class _Undo:
+    """lpm-sync's write `replaced` that replaced a person's value `theirs`, to be undone."""
+
+    theirs: str | None
+    replaced: str | None
+    ours: str | None
+    """The value of the write-back change whose edit replaced theirs (its ledger row's)."""
+    problem: str
 
 
 def _canonical(field_name: str, value: Any) -> str | None:

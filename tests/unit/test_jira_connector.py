@@ -21,7 +21,7 @@ from connectors.http import (
     RetryPolicy,
     TokenAuth,
 )
-from connectors.jira import DC_RESULT_WINDOW, JiraConnector, deployment_of, jql_time
+from connectors.jira import DC_RESULT_WINDOW, UPDATED, JiraConnector, deployment_of, jql_time
 from mapping.config import JiraSource
 from mapping.jira import KEY_IDS, JiraMapper
 from tests.unit.test_http import FakeClock
@@ -606,6 +606,7 @@ def test_read_values_reads_what_the_mapper_reads() -> None:
                         "customfield_10200": 7,
                         "customfield_10201": {"value": "on-track"},
                         "customfield_10019": "0|a",
+                        "updated": "2026-11-21T13:00:00.250+0100",
                     },
                 },
             ],
@@ -613,4 +614,5 @@ def test_read_values_reads_what_the_mapper_reads() -> None:
         },
     )
     values = conn.read_values(facts, ["10001"], ["wsjf", "health", "rank"])
-    assert values == {"10001": {"wsjf": 7.0, "health": "on-track", "rank": "0|a"}}
+    read_at = datetime(2026, 11, 21, 12, 0, 0, 250000, tzinfo=UTC)
+    assert values == {"10001": {"wsjf": 7.0, "health": "on-track", "rank": "0|a", UPDATED: read_at}}

@@ -12,34 +12,32 @@ from typing import Any
 import pytest
 import responses
 from responses import matchers
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine
 
 from flows.writeback import apply_writeback, plan_writeback, result_lines
 from mapping.config import LpmConfig
-from mapping.model import Level
-from tests.factories import work_item
+from tests.writeback.mocked import (
+    BOT,
+    JIRA,
+    history,
+    jira_changelog,
+    jira_config,
+    jira_discovery,
+    jira_read,
+    warehouse,
+)
 from warehouse import models
 from warehouse.db import open_warehouse
-from warehouse.load import ensure_source, load_batch, start_run
 from warehouse.models import table_of
-from warehouse.writeback import APPLIED, LedgerEntry, ledger_rows, record
+from warehouse.writeback import ledger_rows
 
 ADO = "https://dev.azure.com/fabrikam"
 ADO_API = f"{ADO}/Fabrikam/_apis/wit"
-JIRA = "https://contoso.atlassian.net"
 STALE = {
     "$id": "1",
     "message": "TF26071: This work item has been changed by someone else since you opened it.",
     "typeKey": "WorkItemRevisionMismatchException",
 }
-
-
-@pytest.fixture
-def mock(monkeypatch: pytest.MonkeyPatch) -> Iterator[responses.RequestsMock]:
-    monkeypatch.setenv("WB_TEST_PAT", "pat-secret")
-    monkeypatch.setenv("WB_TEST_EMAIL", "bot@example.com")
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        yield rsps
 
 
 @pytest.fixture
@@ -67,66 +65,6 @@ def ado_config() -> LpmConfig:
             ],
         }
     )
-
-
-def jira_config() -> LpmConfig:
-    return LpmConfig.model_validate(
-        {
-            "portfolio": {"name": "P"},
-            "sources": [
-                {
-                    "name": "jira",
-                    "kind": "jira",
-                    "url": JIRA,
-                    "auth": {"email": {"env": "WB_TEST_EMAIL"}, "token": {"env": "WB_TEST_PAT"}},
-                    "scope": "project = PORT",
-                    "levels": {"Epic": "epic"},
-                    "writeback": {"wsjf": "WSJF"},
-                }
-            ],
-        }
-    )
-
-
-def warehouse(engine: Engine, source: str, kind: str, items: dict[str, dict[str, Any]]) -> None:
-    """Epics as synced, each with its roll-up WSJF, and lpm-sync's last write of 4."""
-    source_id = ensure_source(engine, source, kind, "https://example.com")
-    run = start_run(engine, source_id, "full")
-    load_batch(
-        engine,
-        run,
-        source_id,
-        [
-            work_item(i, key=f"E-{i}", level=Level.epic, item_type="Epic", writeback_values=v)
-            for i, v in items.items()
-        ],
-    )
-    items_table, rollup = table_of(models.WorkItem), table_of(models.Rollup)
-    with engine.begin() as conn:
-        ids = dict(
-            conn.execute(
-                items_table.select().with_only_columns(items_table.c.external_id, items_table.c.id)
-            ).all()
-        )
-        conn.execute(
-            insert(rollup),
-            [
-                {
-                    "work_item_id": ids[i],
-                    "computed_at": datetime.now(UTC),
-                    "total_items": 1,
-                    "done_items": 0,
-                    "estimated_items": 0,
-                    "progress_basis": "count",
-                    "flagged_items": 0,
-                    "wsjf": 5.0,
-                }
-                for i in items
-            ],
-        )
-    long_ago = datetime.now(UTC) - timedelta(days=1)
-    entries = [LedgerEntry(ids[i], "wsjf", APPLIED, None, "4", applied_at=long_ago) for i in items]
-    record(engine, "earlier", entries, long_ago)
 
 
 def ado_item(item_id: int, rev: int, wsjf: float) -> dict[str, Any]:
@@ -237,33 +175,15 @@ def test_rank_values_are_read_from_the_backlog_order_field(
     assert "Microsoft.VSTS.Common.StackRank" in asked
 
 
-def jira_discovery(mock: responses.RequestsMock, *extra: dict[str, Any]) -> None:
-    info = {
-        "baseUrl": JIRA,
-        "versionNumbers": [1001, 0, 0],
-        "deploymentType": "Cloud",
-        "serverTime": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000"),
-    }
-    mock.get(f"{JIRA}/rest/api/2/serverInfo", json=info)
-    mock.get(f"{JIRA}/rest/api/3/myself", json={"accountId": "x", "timeZone": "UTC"})
-    mock.get(
-        f"{JIRA}/rest/api/3/field",
-        json=[{"id": "customfield_10200", "name": "WSJF", "schema": {"type": "number"}}, *extra],
-    )
-    mock.get(f"{JIRA}/rest/api/3/issuetype", json=[{"id": "1", "name": "Epic"}])
-    mock.get(f"{JIRA}/rest/api/3/status", json=[])
-
-
 def test_jira_edits_say_when_watchers_could_not_be_spared(
     mock: responses.RequestsMock, engine: Engine
 ) -> None:
     warehouse(engine, "jira", "jira", {"10001": {"wsjf": 4.0}})
     plan = plan_writeback(jira_config(), engine)
     jira_discovery(mock)
-    mock.post(
-        f"{JIRA}/rest/api/3/issue/bulkfetch",
-        json={"issues": [{"id": "10001", "fields": {"customfield_10200": 4.0}}]},
-    )
+    read_at = datetime.now(UTC) - timedelta(minutes=1)
+    jira_read(mock, "10001", 4.0, updated=read_at)
+    jira_changelog(mock, "10001", history(read_at + timedelta(seconds=1), BOT, "4", "5"))
     mock.put(
         f"{JIRA}/rest/api/3/issue/10001",
         status=403,
@@ -310,10 +230,9 @@ def test_a_value_jira_rejects_fails_alone_and_the_items_other_fields_are_written
     jira_discovery(
         mock, {"id": "customfield_10300", "name": "Health", "schema": {"type": "option"}}
     )
-    mock.post(
-        f"{JIRA}/rest/api/3/issue/bulkfetch",
-        json={"issues": [{"id": "10001", "fields": {"customfield_10200": 4.0}}]},
-    )
+    read_at = datetime.now(UTC) - timedelta(minutes=1)
+    jira_read(mock, "10001", 4.0, updated=read_at)
+    jira_changelog(mock, "10001", history(read_at + timedelta(seconds=1), BOT, "4", "5"))
     rejected = {
         "errorMessages": [],
         "errors": {"customfield_10300": "Option value 'blocked' is not valid"},

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import requests
 
+from connectors.http import HttpClient
 from flows.writeback import apply_writeback, plan_writeback
 from mapping.rank import longest_increasing_run
 from mapping.writeback import RANK, as_text, same
@@ -162,6 +163,50 @@ def test_429s_during_apply_are_waited_out_and_nothing_is_written_twice(tmp_path:
             assert len(api_writes(sandbox, external_id)) == 1
         refresh(config, engine)
         assert plan_writeback(config, engine).changes == []
+
+
+def test_a_put_resent_after_its_answer_was_lost_never_keeps_a_persons_value_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The edit lands but its answer is a 503; a person saves the field; the client sends the
+    same edit again and it lands over theirs. The changelog check writes theirs back."""
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    with serve("jira", items=300, seed=26) as sandbox:
+        config = sandbox_config(sandbox, "jira", rank=False)
+        refresh(config, engine, full=True)
+        plan = plan_writeback(config, engine)
+        change = next(c for c in plan.writes if c.field == "wsjf")
+        theirs = 42.0 if as_text("wsjf", 42.0) != change.new_value else 43.0
+        send = HttpClient._send
+        lost: list[str] = []
+
+        def answer_lost(self: HttpClient, method: str, url: str, *args: Any) -> requests.Response:
+            response = send(self, method, url, *args)
+            if method == "PUT" and f"/issue/{change.external_id}?" in url and not lost:
+                lost.append(url)
+                person_sets(sandbox, change.external_id, "wsjf", theirs)
+                unavailable = requests.Response()
+                unavailable.status_code, unavailable.url = 503, url
+                unavailable.headers["Retry-After"] = "0"
+                return unavailable
+            return response
+
+        monkeypatch.setattr(HttpClient, "_send", answer_lost)
+        result = apply_writeback(config, engine, plan)
+        assert lost and tracker_value(sandbox, change.external_id, "wsjf") == as_text(
+            "wsjf", theirs
+        )
+        ours = [as_text("wsjf", w["wsjf"]) for w in api_writes(sandbox, change.external_id)]
+        assert ours == [change.new_value, change.new_value, as_text("wsjf", theirs)]
+        assert result.calls["jira"].restores == 1
+        outcome = {(r.key, r.field): r for r in result.results}[(change.key, "wsjf")]
+        assert outcome.status == "skipped_conflict"
+        assert outcome.error and "their value was written back" in outcome.error
+        # Theirs is a conflict from now on, never overwritten by a later run.
+        refresh(config, engine)
+        again = plan_writeback(config, engine)
+        now = {c.external_id: c for c in again.changes if c.field == "wsjf"}
+        assert now[change.external_id].outcome.value == "conflict"
 
 
 def wsjf_orders(plan: Any) -> list[list[str]]:
