@@ -113,6 +113,10 @@ def table(f: Mapping[str, Any]) -> str:
         ),
         ("write-back ledger", ledger),
         ("conflicts recorded", f"{f['conflicts']:,} fields"),
+        (
+            "edits over a person's value",
+            f"{f['overwrites_undone']} (each undone: their value written back, skipped_conflict)",
+        ),
         ("writes in the last clean cycle", f["writes_in_last_clean_cycle"]),
         ("invariant checks", f"{f['invariant_checks']} (after every cycle and at the end)"),
         ("lost", f["lost"]),

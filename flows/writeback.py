@@ -1,9 +1,11 @@
 """Write-back: plan from the warehouse, apply through the connectors, audit every change.
 
-plan_writeback  per source: settle the rows a killed apply left `planned`, then one planning
-                query (warehouse/writeback.py); nothing is sent, nothing recorded.
+plan_writeback  per source: settle the rows a killed apply left `planned` (an edit of theirs
+                over a person's value is owed back), then one planning query
+                (warehouse/writeback.py); nothing is sent, nothing recorded.
 apply_writeback per source: record every change of the plan as a ledger row (`planned`, or
-                `skipped_conflict`) -> discover the tracker -> read what the items hold before
+                `skipped_conflict`) -> discover the tracker -> write back the people's values
+                owed (unless changed again since) -> read what the items hold before
                 editing them, each batch while the one before is written (Jira: 100 items a
                 bulk read; Azure DevOps: 25, each edit then guarded by `test /rev`, a stale
                 revision re-read and re-planned once); a value that moved since the plan is
@@ -41,13 +43,25 @@ from connectors.jira import UPDATED, FieldEdit
 from flows.sync import KINDS, SourceConfig
 from flows.throttle import site_gate
 from mapping.config import LpmConfig
-from mapping.writeback import RANK, Outcome, as_text, decide, same, shown, typed
+from mapping.writeback import (
+    RANK,
+    Outcome,
+    as_text,
+    decide,
+    landing,
+    overwrote,
+    same,
+    shown,
+    typed,
+)
 from warehouse.writeback import (
     APPLIED,
     FAILED,
     PLANNED,
+    RESTORE_PENDING,
     SKIPPED_CONFLICT,
     LedgerEntry,
+    PendingRestore,
     PlannedChange,
     RankScope,
     SourcePlan,
@@ -55,6 +69,7 @@ from warehouse.writeback import (
     plan_source,
     record,
     settle_leftovers,
+    settle_restores,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +82,7 @@ not conditional (Jira): the check, not the read, is what keeps a person's value.
 RESTORE_ATTEMPTS = 3
 """Times a person's overwritten value is written back while people keep editing the field."""
 RANK_ATTEMPTS = 2
+RESTORE_NOTE = "a person's value an edit replaced (the run that made it ended before undoing it)"
 SETTLE_BATCH = 100
 """Settled ledger rows written per transaction."""
 
@@ -162,21 +178,6 @@ class _Changelogged(Protocol):
 
 
 @dataclass(frozen=True)
-class _Landing:
-    """What the changelog says of our edit of one field (`_landing`)."""
-
-    landed: bool = False
-    """An edit of ours set the value."""
-    overwrote: bool = False
-    """...over another value than the one we meant to replace: a person's (`victim`)."""
-    victim: str | None = None
-    ours_now: bool = False
-    """Nobody changed the field after our last edit of it."""
-    at: datetime | None = None
-    """When our last edit of the field was made (the tracker's clock)."""
-
-
-@dataclass(frozen=True)
 class _Overwrite:
     """An edit of ours that replaced a person's value, to be undone."""
 
@@ -249,7 +250,7 @@ def apply_writeback(
         for change in source_plan.changes:
             if change.outcome is Outcome.conflict and not force and not apply.settles(change):
                 result.results.append(_result(change, SKIPPED_CONFLICT, note=change.reason))
-        if apply.fields or apply.scopes:
+        if apply.fields or apply.scopes or source_plan.restores:
             apply.run()
     return result
 
@@ -317,6 +318,7 @@ class _SourceApply:
                 changes = [*self.fields, *self.ranks.values()]
                 self._settle([self._failed(c, str(exc)) for c in changes])
                 return
+            self._restore_leftovers(self.plan.restores)
             self._apply_fields(self.fields)
             self._apply_ranks()
         finally:
@@ -369,7 +371,7 @@ class _SourceApply:
                     failed = [self._failed(c, error) for item in batch for c in by_item[item]]
                     self._settle(failed)
                     continue
-                self._sending([c for item in batch for c in by_item[item]])
+                self._sending([c for item in batch for c in by_item[item]], fresh)
                 jobs = [
                     pool.submit(self._guarded, by_item[item], fresh.get(item)) for item in batch
                 ]
@@ -597,10 +599,10 @@ class _SourceApply:
             if entry.status != APPLIED:
                 before = as_text(change.field, fresh[change.external_id].get(change.field))
             found = edits.get(change.external_id, [])
-            landing = _landing(found, change.field, before, change.new_value)
-            if not landing.landed:
+            seen = landing(found, change.field, before, change.new_value)
+            if not seen.landed:
                 continue
-            if not landing.overwrote:
+            if not seen.overwrote:
                 if entry.status != APPLIED:
                     shows = "the answer was lost; the changelog shows the edit"
                     out[index] = (
@@ -610,22 +612,65 @@ class _SourceApply:
                         ),
                     )
                 continue
-            if landing.ours_now:
-                undo.append(_Overwrite(index, change, landing.victim, change.new_value, landing.at))
+            if seen.ours_now:
+                undo.append(_Overwrite(index, change, seen.victim, change.new_value, seen.at))
                 continue
-            error = f"{_overwrote(change, landing.victim)}; they have changed it again since"
-            out[index] = self._settled(change, SKIPPED_CONFLICT, landing.victim, error)
+            error = f"{overwrote(seen.victim, change.new_value)}; they have changed it again since"
+            out[index] = self._settled(change, SKIPPED_CONFLICT, seen.victim, error)
         if undo:
-            # In the ledger before writing back: a run killed meanwhile must not leave the row
-            # `planned`, for the next sync to settle as `applied` (its history shows our edit).
+            # In the ledger before writing back: a run killed meanwhile must leave neither a
+            # `planned` row, which the next sync would settle as `applied` (its history shows
+            # our edit), nor a settled one: the next apply writes the person's value back.
             doing = [
-                self._settled(o.change, SKIPPED_CONFLICT, o.victim, _overwrote(o.change, o.victim))
-                for o in undo
+                self._settled(o.change, SKIPPED_CONFLICT, o.victim, RESTORE_PENDING) for o in undo
             ]
             record(self.engine, self.run_id, [entry for _, entry in doing], datetime.now(UTC))
         for index, status, value, error in self._restore(undo):
             out[index] = self._settled(entries[index][0], status, value, error)
         return out
+
+    def _restore_leftovers(self, restores: Sequence[PendingRestore]) -> None:
+        """People's values that edits of a killed run replaced (found by the next plan in the
+        synced changelog) are written back as `_check` writes back its own finds, unless the
+        field no longer holds our value: then whoever changed it since has the last word."""
+        if not restores:
+            return
+        changes = [r.change for r in restores]
+        try:
+            now = self._read(
+                sorted({c.external_id for c in changes}), sorted({c.field for c in changes})
+            )
+        except TrackerError as exc:
+            self.result.notices.add(
+                f"{self.source.name}: {len(restores)} person's value(s) not written back yet "
+                f"(reading them failed: {exc}); the next apply tries again"
+            )
+            return
+        undo, done = [], []
+        for index, restore in enumerate(restores):
+            change = restore.change
+            current = now.get(change.external_id)
+            if current is None:
+                gone = f"{overwrote(restore.victim, change.new_value)}; the item is gone"
+                done.append((index, SKIPPED_CONFLICT, restore.victim, gone))
+                continue
+            value = as_text(change.field, current.get(change.field))
+            if same(change.field, value, restore.victim):
+                back = f"{overwrote(restore.victim, change.new_value)}; their value is back"
+                done.append((index, SKIPPED_CONFLICT, value, back))
+            elif same(change.field, value, change.new_value):
+                undo.append(_Overwrite(index, change, restore.victim, change.new_value, restore.at))
+            else:
+                since = f"{overwrote(restore.victim, change.new_value)}; left as set since"
+                done.append((index, SKIPPED_CONFLICT, value, since))
+        done += self._restore(undo)
+        settle_restores(
+            self.engine,
+            [(restores[i].ledger_id, status, value, error) for i, status, value, error in done],
+        )
+        for index, status, value, error in done:
+            change = restores[index].change
+            self.result.results.append(_result(change, status, tracker=value, error=error))
 
     def _restore(self, undo: Sequence[_Overwrite]) -> list[tuple[int, str, str | None, str]]:
         """Write each person's value back, then check in the changelog that this replaced our
@@ -649,35 +694,38 @@ class _SourceApply:
                     self.connector.write_values(self.facts, external_id, values)
                 except TrackerError as exc:
                     for o in overwrites:
-                        error = f"{_overwrote(o.change, o.victim)}; writing it back failed: {exc}"
+                        error = f"{_overwrote(o)}; writing it back failed: {exc}"
                         done.append((o.index, FAILED, o.victim, error))
                     continue
                 sent += overwrites
+            if not isinstance(self.connector, _Changelogged):
+                # Conditional edits (Azure DevOps): no person's value can be replaced by this.
+                back = [(o.index, SKIPPED_CONFLICT, o.victim, _written_back(o)) for o in sent]
+                return done + back
             since = {o.change.external_id: o.at for o in sent}
             try:
                 edits = self._edits(since, [o.change.field for o in sent]) if sent else {}
             except TrackerError as exc:
                 for o in sent:
-                    error = f"{_overwrote(o.change, o.victim)}; written back, not checked: {exc}"
+                    error = f"{_overwrote(o)}; written back, not checked: {exc}"
                     done.append((o.index, SKIPPED_CONFLICT, o.victim, error))
                 return done
             pending = []
             for o in sent:
                 found = edits.get(o.change.external_id, [])
-                landing = _landing(found, o.change.field, o.replaced, o.victim)
-                if landing.overwrote and landing.ours_now:
+                seen = landing(found, o.change.field, o.replaced, o.victim)
+                if seen.overwrote and seen.ours_now:
                     # Writing back replaced the value of a person who saved meanwhile: theirs too.
-                    pending.append(
-                        replace(o, victim=landing.victim, replaced=o.victim, at=landing.at)
+                    pending.append(replace(o, victim=seen.victim, replaced=o.victim, at=seen.at))
+                elif seen.overwrote:
+                    error = (
+                        f"{overwrote(seen.victim, o.change.new_value)}; left as they set it since"
                     )
-                elif landing.overwrote:
-                    error = f"{_overwrote(o.change, landing.victim)}; left as they set it since"
-                    done.append((o.index, SKIPPED_CONFLICT, landing.victim, error))
+                    done.append((o.index, SKIPPED_CONFLICT, seen.victim, error))
                 else:
-                    error = f"{_overwrote(o.change, o.victim)}; their value was written back"
-                    done.append((o.index, SKIPPED_CONFLICT, o.victim, error))
+                    done.append((o.index, SKIPPED_CONFLICT, o.victim, _written_back(o)))
         for o in pending:
-            error = f"{_overwrote(o.change, o.victim)}; people kept changing it: not written back"
+            error = f"{_overwrote(o)}; people kept changing it: not written back"
             done.append((o.index, FAILED, o.victim, error))
         return done
 
@@ -810,11 +858,19 @@ class _SourceApply:
             record(self.engine, self.run_id, self._unrecorded, datetime.now(UTC))
             self._unrecorded = []
 
-    def _sending(self, changes: Sequence[PlannedChange]) -> None:
-        """Mark rows about to be sent: if the run dies, only these may have reached the tracker
+    def _sending(
+        self, changes: Sequence[PlannedChange], fresh: Mapping[str, Any] | None = None
+    ) -> None:
+        """Mark rows about to be sent, with the value each write replaces (as read just now,
+        `fresh`, else as planned): if the run dies, only these may have reached the tracker
         (the others are certainly not applied), which is what the next plan settles them by."""
-        items = [c.work_item_id for c in changes]
-        mark_sending(self.engine, self.run_id, items, [c.field for c in changes])
+        sending = []
+        for c in changes:
+            read = c.tracker_value
+            if fresh is not None:
+                read = as_text(c.field, (fresh.get(c.external_id) or {}).get(c.field))
+            sending.append((c.work_item_id, c.field, read))
+        mark_sending(self.engine, self.run_id, sending)
 
     def _settle(self, entries: Sequence[tuple[PlannedChange, LedgerEntry]]) -> None:
         """Outcomes into the result now, into the ledger by the hundred (a run killed before a
@@ -858,32 +914,12 @@ def _rank_note(change: PlannedChange) -> str:
     return f"{change.reason} (#{now} -> #{wanted})"
 
 
-def _landing(
-    edits: Sequence[FieldEdit], field_name: str, before: str | None, after: str | None
-) -> _Landing:
-    """Our edits setting `field_name` to `after` among `edits` (oldest first), each checked
-    against the value it should have replaced: `before` for the first, `after` for any later one
-    (a resent PUT). One that replaced another value replaced a person's."""
-    expected, landing = before, _Landing()
-    for edit in edits:
-        if edit.attribute != field_name:
-            continue
-        if edit.ours and same(field_name, as_text(field_name, edit.new), after):
-            old = as_text(field_name, edit.old)
-            if not same(field_name, old, expected):
-                landing = replace(landing, overwrote=True, victim=old)
-            landing = replace(landing, landed=True, ours_now=True, at=edit.at)
-            expected = after
-        else:
-            landing = replace(landing, ours_now=False)
-    return landing
+def _overwrote(overwrite: _Overwrite) -> str:
+    return overwrote(overwrite.victim, overwrite.change.new_value)
 
 
-def _overwrote(change: PlannedChange, victim: str | None) -> str:
-    return (
-        f"a person set {shown(victim)} between lpm-sync's read and its edit to "
-        f"{shown(change.new_value)}, which replaced it"
-    )
+def _written_back(overwrite: _Overwrite) -> str:
+    return f"{_overwrote(overwrite)}; their value was written back"
 
 
 def _join(*parts: str | None) -> str | None:
@@ -925,13 +961,22 @@ def plan_table(plan: WritebackPlan) -> list[str]:
         writes = [c for c in source.changes if c.outcome is Outcome.write]
         moves = sum(1 for c in writes if c.field == RANK)
         conflicts = len(source.changes) - len(writes)
+        restores = f", {len(source.restores)} value(s) written back" if source.restores else ""
         lines.append(
             f"{source.source}: {len(writes) - moves} field change(s), {moves} rank move(s), "
-            f"{conflicts} conflict(s)"
+            f"{conflicts} conflict(s){restores}"
         )
-        if not source.changes:
+        if not source.changes and not source.restores:
             continue
         rows = [
+            (
+                r.change.key,
+                r.change.field,
+                f"{shown(r.change.new_value)} -> {shown(r.victim)}",
+                f"RESTORE: {RESTORE_NOTE}",
+            )
+            for r in source.restores
+        ] + [
             (
                 c.key,
                 c.field,

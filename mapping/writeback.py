@@ -27,10 +27,11 @@ cause another write, and a second run right after the first finds T = D everywhe
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 VALUE_FIELDS = ("wsjf", "health", "progress")
 RANK = "rank"
@@ -169,3 +170,69 @@ def _conflict(reason: str, force: bool) -> Decision:
     if force:
         return Decision(Outcome.write, f"{reason}; overwritten (--force)")
     return Decision(Outcome.conflict, reason)
+
+
+# --- what a changelog says of our edits -------------------------------------------------------
+
+
+class Edit(Protocol):
+    """One change of a write-back field in a tracker's changelog (canonical values or not)."""
+
+    @property
+    def attribute(self) -> str: ...
+    @property
+    def at(self) -> datetime: ...
+    @property
+    def ours(self) -> bool:
+        """Made by lpm-sync's API user (where the changelog cannot tell: set the value ours)."""
+
+    @property
+    def old(self) -> str | None: ...
+    @property
+    def new(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Landing:
+    """What the changelog says of our edit of one field (`landing`)."""
+
+    landed: bool = False
+    """An edit of ours set the value."""
+    overwrote: bool = False
+    """...over another value than the one we meant to replace: a person's (`victim`)."""
+    victim: str | None = None
+    ours_now: bool = False
+    """Nobody changed the field after our last edit of it."""
+    at: datetime | None = None
+    """When our last edit of the field was made (the tracker's clock)."""
+
+
+def landing(edits: Iterable[Edit], field: str, before: str | None, after: str | None) -> Landing:
+    """Our edits setting `field` to `after` among `edits` (oldest first), each checked against
+    the value it should have replaced: `before` for the first, `after` for any later one (a
+    resent edit). One that replaced another value replaced a person's.
+
+    Jira has no conditional edit, so this is how an edit over a person's value is found after
+    the fact: by the apply right after a batch, or from the synced history when the apply was
+    killed before its check (warehouse/writeback.py)."""
+    expected, found = before, Landing()
+    for edit in edits:
+        if edit.attribute != field:
+            continue
+        if edit.ours and same(field, as_text(field, edit.new), after):
+            old = as_text(field, edit.old)
+            if not same(field, old, expected):
+                found = replace(found, overwrote=True, victim=old)
+            found = replace(found, landed=True, ours_now=True, at=edit.at)
+            expected = after
+        else:
+            found = replace(found, ours_now=False)
+    return found
+
+
+def overwrote(victim: str | None, ours: str | None) -> str:
+    """The ledger's account of an edit of ours that replaced a person's value."""
+    return (
+        f"a person set {shown(victim)} between lpm-sync's read and its edit to "
+        f"{shown(ours)}, which replaced it"
+    )

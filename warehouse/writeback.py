@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -44,12 +44,15 @@ from mapping.writeback import (
     RANK,
     VALUE_FIELDS,
     FirstWrite,
+    Landing,
     Outcome,
     as_text,
     decide,
     desired_health,
     desired_progress,
     desired_wsjf,
+    landing,
+    overwrote,
     rank_conflict,
     same,
 )
@@ -174,6 +177,20 @@ class RankScope:
         return out
 
 
+@dataclass(frozen=True)
+class PendingRestore:
+    """A person's value an edit of ours replaced in a run killed before it could undo that
+    (`settle_leftovers`): the next apply writes it back and settles the ledger row."""
+
+    ledger_id: int
+    change: PlannedChange
+    """The change whose edit replaced the value (`new_value`: what we wrote)."""
+    victim: str | None
+    """The person's value, to be written back."""
+    at: datetime | None
+    """When our edit was made (the tracker's clock), from the synced changelog."""
+
+
 @dataclass
 class SourcePlan:
     source: str
@@ -181,6 +198,8 @@ class SourcePlan:
     changes: list[PlannedChange] = field(default_factory=list)
     """Field changes and rank changes (rank last), in item order."""
     scopes: list[RankScope] = field(default_factory=list)
+    restores: list[PendingRestore] = field(default_factory=list)
+    """People's values to write back first; their fields are not planned meanwhile."""
 
 
 def rank_key(value: str | None) -> tuple[int, float, str]:
@@ -223,7 +242,11 @@ def plan_source(
         return plan
     scopes: dict[tuple[str, str], RankScope] = {}
     tracker_ranks: dict[str, str | None] = {}
+    plan.restores = pending_restores(engine, name, source_id)
+    restoring = {(r.change.work_item_id, r.change.field) for r in plan.restores}
     for row in _owned_values(engine, source_id, owned):
+        if (row.id, row.field) in restoring:
+            continue
         values: dict[str, Any] = row.writeback_values or {}
         last = row.last_value
         written = row.last_at is not None
@@ -415,27 +438,28 @@ def record(engine: Engine, run_id: str, entries: Sequence[LedgerEntry], at: date
 
 
 def mark_sending(
-    engine: Engine, run_id: str, work_item_ids: Sequence[int], fields: Sequence[str]
+    engine: Engine, run_id: str, sending: Sequence[tuple[int, str, str | None]]
 ) -> None:
-    """Mark the `planned` rows of these items' `fields` as about to be sent (`SENDING`), in
-    one statement: a run that dies later leaves only these for the next plan to settle from the
-    tracker; the rows never marked were certainly not sent."""
-    if not work_item_ids or not fields:
+    """Mark the `planned` rows of (item, field, value the write replaces) as about to be sent
+    (`SENDING`), with the value read right before: a run that dies later leaves only these for
+    the next plan to settle from the tracker (the rows never marked were certainly not sent),
+    and an edit of ours in the synced changelog that replaced another value replaced a
+    person's."""
+    if not sending:
         return
     ledger = table_of(models.Writeback)
-    items = sorted(set(work_item_ids))
     with engine.begin() as conn:
-        for start in range(0, len(items), LOOKUP_CHUNK):
-            conn.execute(
-                update(ledger)
-                .where(
-                    ledger.c.run_id == run_id,
-                    ledger.c.status == PLANNED,
-                    ledger.c.field.in_(sorted(set(fields))),
-                    ledger.c.work_item_id.in_(items[start : start + LOOKUP_CHUNK]),
-                )
-                .values(error=SENDING)
+        conn.execute(
+            update(ledger)
+            .where(
+                ledger.c.run_id == run_id,
+                ledger.c.status == PLANNED,
+                ledger.c.work_item_id == bindparam("b_item"),
+                ledger.c.field == bindparam("b_field"),
             )
+            .values(error=SENDING, tracker_value=bindparam("b_read")),
+            [{"b_item": i, "b_field": f, "b_read": v} for i, f, v in sending],
+        )
 
 
 def _row(entry: LedgerEntry) -> dict[str, Any]:
@@ -463,8 +487,12 @@ def settle_leftovers(engine: Engine, source: str) -> int:
     so its `synced_at` alone cannot tell; left `planned`, the row would later be credited with
     the next run's write of the same value). A field holding the planned value was written
     (`applied`), and so was one whose synced changelog shows the planned value set since the
-    plan (a person may have changed it again before the sync); else `failed`. A rank row is
-    `applied` when the item's rank value moved since the plan. Returns the rows settled.
+    plan (a person may have changed it again before the sync); else `failed`. An edit of ours
+    in that changelog that replaced another value than the one read right before sending (Jira
+    has no conditional edit: a person saved in between, and the run died before its check) is
+    `skipped_conflict`, the person's value owed back (`RESTORE_PENDING`, `pending_restores`)
+    unless they changed it again since. A rank row is `applied` when the item's rank value
+    moved since the plan. Returns the rows settled.
     """
     source_id = source_id_of(engine, source)
     if source_id is None:
@@ -534,16 +562,20 @@ def settle_leftovers(engine: Engine, source: str) -> int:
                 landed = now is not None and not same(RANK, now, row.tracker_value)
                 new_value = now if landed else row.new_value
             else:
-                now = as_text(row.field, values.get(row.field))
-                landed = same(row.field, now, row.new_value) or any(
-                    at >= row.planned_at - CLOCK_SLACK and same(row.field, value, row.new_value)
-                    for at, value in history.get((row.work_item_id, row.field), ())
+                seen = landing(
+                    _edits_since(history, row), row.field, row.tracker_value, row.new_value
                 )
+                if seen.overwrote:
+                    updates.append(_overwritten(row, seen))
+                    continue
+                now = as_text(row.field, values.get(row.field))
+                landed = seen.landed or same(row.field, now, row.new_value)
                 new_value = row.new_value
             updates.append(
                 {
                     "b_id": row.id,
                     "status": APPLIED if landed else FAILED,
+                    "tracker_value": row.tracker_value,
                     "new_value": new_value,
                     "note": LEFTOVER_NOTE,
                     "error": None if landed else LEFTOVER_ERROR,
@@ -556,6 +588,7 @@ def settle_leftovers(engine: Engine, source: str) -> int:
                 .where(ledger.c.id == bindparam("b_id"))
                 .values(
                     status=bindparam("status"),
+                    tracker_value=bindparam("tracker_value"),
                     new_value=bindparam("new_value"),
                     note=bindparam("note"),
                     error=bindparam("error"),
@@ -566,32 +599,157 @@ def settle_leftovers(engine: Engine, source: str) -> int:
     return max(never_sent, 0) + len(updates)
 
 
+def pending_restores(engine: Engine, source: str, source_id: int) -> list[PendingRestore]:
+    """The people's values `settle_leftovers` found overwritten and not yet written back."""
+    ledger, item = table_of(models.Writeback), table_of(models.WorkItem)
+    query = (
+        select(
+            ledger.c.id,
+            ledger.c.work_item_id,
+            ledger.c.field,
+            ledger.c.tracker_value,
+            ledger.c.new_value,
+            ledger.c.planned_at,
+            ledger.c.note,
+            item.c.external_id,
+            item.c.key,
+        )
+        .join(item, item.c.id == ledger.c.work_item_id)
+        .where(
+            ledger.c.status == SKIPPED_CONFLICT,
+            ledger.c.error == RESTORE_PENDING,
+            item.c.source_id == source_id,
+            item.c.deleted_at.is_(None),
+        )
+        .order_by(item.c.key, ledger.c.field)
+    )
+    with engine.connect() as conn:
+        rows = list(conn.execute(query))
+        history = _changes_since(conn, rows)
+    restores = []
+    for row in rows:
+        ours = [
+            edit for edit in _edits_since(history, row) if same(row.field, edit.new, row.new_value)
+        ]
+        change = PlannedChange(
+            source=source,
+            work_item_id=row.work_item_id,
+            external_id=row.external_id,
+            key=row.key,
+            field=row.field,
+            outcome=Outcome.conflict,
+            reason=row.note or LEFTOVER_NOTE,
+            tracker_value=row.new_value,
+            new_value=row.new_value,
+        )
+        at = ours[-1].at if ours else None
+        restores.append(PendingRestore(row.id, change, row.tracker_value, at))
+    return restores
+
+
+def settle_restores(engine: Engine, outcomes: Sequence[tuple[int, str, str | None, str]]) -> None:
+    """Ledger rows of `PendingRestore`s, settled as the write-back went: (ledger id, status,
+    the person's value, what happened), the same account an apply gives of its own undo."""
+    if not outcomes:
+        return
+    ledger = table_of(models.Writeback)
+    at = datetime.now(UTC)
+    with engine.begin() as conn:
+        conn.execute(
+            update(ledger)
+            .where(ledger.c.id == bindparam("b_id"))
+            .values(
+                status=bindparam("status"),
+                tracker_value=bindparam("tracker_value"),
+                error=bindparam("error"),
+                applied_at=bindparam("applied_at"),
+            ),
+            [
+                {
+                    "b_id": ledger_id,
+                    "status": status,
+                    "tracker_value": value,
+                    "error": error,
+                    "applied_at": at,
+                }
+                for ledger_id, status, value, error in outcomes
+            ],
+        )
+
+
 CLOCK_SLACK = timedelta(minutes=1)
 """How far the tracker's clock (changelog times) may be behind lpm-sync's (plan times)."""
 
 
+@dataclass(frozen=True)
+class _HistoryEdit:
+    """A synced change of an owned field, as `landing` reads it. The warehouse keeps no author:
+    a change to the value a row planned is taken for lpm-sync's edit."""
+
+    attribute: str
+    at: datetime
+    old: str | None
+    new: str | None
+    ours: bool = True
+
+
 def _changes_since(
     conn: Connection, rows: Sequence[Any]
-) -> dict[tuple[int, str], list[tuple[datetime, str | None]]]:
-    """Synced changelog entries of the leftover rows' fields: (item, field) -> (when, value)."""
+) -> dict[tuple[int, str], list[_HistoryEdit]]:
+    """Synced changelog entries of the rows' fields, oldest first: (item, field) -> changes."""
     wanted = {(row.work_item_id, row.field) for row in rows if row.field != RANK}
     if not wanted:
         return {}
     history = table_of(models.WorkItemHistory)
-    found: dict[tuple[int, str], list[tuple[datetime, str | None]]] = {}
+    found: dict[tuple[int, str], list[_HistoryEdit]] = {}
     items = sorted({item_id for item_id, _ in wanted})
-    for start in range(0, len(items), 500):
-        for item_id, field_name, at, value in conn.execute(
+    for start in range(0, len(items), LOOKUP_CHUNK):
+        for item_id, field_name, at, old, new in conn.execute(
             select(
-                history.c.work_item_id, history.c.field, history.c.changed_at, history.c.to_value
-            ).where(
-                history.c.work_item_id.in_(items[start : start + 500]),
+                history.c.work_item_id,
+                history.c.field,
+                history.c.changed_at,
+                history.c.from_value,
+                history.c.to_value,
+            )
+            .where(
+                history.c.work_item_id.in_(items[start : start + LOOKUP_CHUNK]),
                 history.c.field.in_(VALUE_FIELDS),
             )
+            .order_by(history.c.changed_at, history.c.id)
         ):
             if (item_id, field_name) in wanted:
-                found.setdefault((item_id, field_name), []).append((at, as_text(field_name, value)))
+                edit = _HistoryEdit(
+                    field_name, at, as_text(field_name, old), as_text(field_name, new)
+                )
+                found.setdefault((item_id, field_name), []).append(edit)
     return found
+
+
+def _edits_since(
+    history: Mapping[tuple[int, str], Sequence[_HistoryEdit]], row: Any
+) -> list[_HistoryEdit]:
+    """The changes of a row's field from shortly before it was planned on (the tracker's clock
+    may be behind ours)."""
+    since = row.planned_at - CLOCK_SLACK
+    return [edit for edit in history.get((row.work_item_id, row.field), ()) if edit.at >= since]
+
+
+def _overwritten(row: Any, seen: Landing) -> dict[str, Any]:
+    """A leftover row whose edit replaced a person's value: `skipped_conflict`, and the value
+    is to be written back by the next apply (`RESTORE_PENDING`) unless they changed it again."""
+    error = RESTORE_PENDING
+    if not seen.ours_now:
+        error = f"{overwrote(seen.victim, row.new_value)}; they have changed it again since"
+    return {
+        "b_id": row.id,
+        "status": SKIPPED_CONFLICT,
+        "tracker_value": seen.victim,
+        "new_value": row.new_value,
+        "note": LEFTOVER_NOTE,
+        "error": error,
+        "applied_at": row.planned_at,
+    }
 
 
 SENDING = "being sent when the run ended; settled from the tracker by the next sync"
@@ -599,6 +757,11 @@ SENDING = "being sent when the run ended; settled from the tracker by the next s
 UNSENT_ERROR = "the run ended before sending this change"
 LEFTOVER_NOTE = "settled by a later run: the run that planned it ended before recording it"
 LEFTOVER_ERROR = "the run ended before recording this change, and the tracker does not hold it"
+RESTORE_PENDING = (
+    "this edit replaced a person's value, which is to be written back "
+    "(by the next apply if the run ends first)"
+)
+"""The `error` of a `skipped_conflict` row whose person's value the next apply writes back."""
 
 
 def ledger_rows(engine: Engine, run_id: str) -> list[Any]:

@@ -133,6 +133,7 @@ class Outcome:
             "lpm_rank_changes": self.findings.rank_moves,
             "ledger": dict(self.writeback),
             "conflicts": self.findings.conflicts_recorded,
+            "overwrites_undone": self.findings.overwrites_undone,
             "aba_restores": self.findings.aba_restores,
             "same_value_races": self.findings.same_value_races,
             "writes_in_last_clean_cycle": self.last_cycle_writes,

@@ -71,7 +71,7 @@ class Findings:
 
     @property
     def overwritten(self) -> int:
-        return self.count("human edit overwritten")
+        return self.count("human edit overwritten", NOT_YET_UNDONE)
 
     @property
     def ok(self) -> bool:
@@ -88,11 +88,20 @@ class Findings:
 
 UNTIL_SYNCED = frozenset({"missing item", "stale item", "phantom item", "missing transition"})
 """What a person's edit made since the last sync shows until the next sync: at rest only."""
+NOT_YET_UNDONE = "human edit overwritten, not yet undone"
+"""The latest change of a field is an edit of ours over a person's value: a cycle killed between
+that edit and its check leaves it for the next complete cycle to write their value back."""
 UNTIL_SETTLED = frozenset(
-    {"unsettled ledger row", "sync_run ledger", "write without ledger row", "rank moves vs ledger"}
+    {
+        "unsettled ledger row",
+        "sync_run ledger",
+        "write without ledger row",
+        "rank moves vs ledger",
+        NOT_YET_UNDONE,
+    }
 )
-"""What a killed cycle may leave (a run still `running`, a write sent but not yet recorded) for
-the next complete cycle to settle."""
+"""What a killed cycle may leave (a run still `running`, a write sent but not yet recorded, an
+overwrite not yet undone) for the next complete cycle to settle."""
 
 
 def check_between(engine: Engine, sandboxes: Mapping[str, Sandbox], *, killed: bool) -> Findings:
@@ -472,7 +481,7 @@ def _writes(
                 last_written[change.attr] = new
                 humans_since[change.attr] = False
         for pending in undoing.values():
-            findings.add("human edit overwritten", f"{pending.problem}; never undone")
+            findings.add(NOT_YET_UNDONE, f"{pending.problem}; not undone")
         for attr, late in superseded.items():
             undone[(external_id, attr, late.ours)] += 1
     findings.overwrites_undone += sum(undone.values())

@@ -260,7 +260,7 @@ def test_recording_into_a_large_run_touches_only_the_rows_named(engine: Engine) 
     assert [r.status for r in ledger_rows(engine, "run-2")] == ["planned"]
 
 
-def test_only_planned_rows_of_the_items_and_fields_named_are_marked_sending(
+def test_only_planned_rows_named_are_marked_sending_with_the_value_read(
     engine: Engine,
 ) -> None:
     wh = Warehouse(engine)
@@ -274,13 +274,16 @@ def test_only_planned_rows_of_the_items_and_fields_named_are_marked_sending(
     ]
     record(engine, "run-1", entries, at)
     record(engine, "run-2", [LedgerEntry(ids["1"], "wsjf", "planned", None, "5")], at)
-    mark_sending(engine, "run-1", [ids["1"], ids["2"]], ["wsjf"])
-    rows = {(r.work_item_id, r.field): (r.status, r.error) for r in ledger_rows(engine, "run-1")}
+    mark_sending(engine, "run-1", [(ids["1"], "wsjf", "4"), (ids["2"], "wsjf", "9")])
+    rows = {
+        (r.work_item_id, r.field): (r.status, r.error, r.tracker_value)
+        for r in ledger_rows(engine, "run-1")
+    }
     assert rows == {
-        (ids["1"], "wsjf"): ("planned", SENDING),
-        (ids["1"], "rank"): ("planned", None),
-        (ids["2"], "wsjf"): ("skipped_conflict", None),
-        (ids["3"], "wsjf"): ("planned", None),
+        (ids["1"], "wsjf"): ("planned", SENDING, "4"),
+        (ids["1"], "rank"): ("planned", None, None),
+        (ids["2"], "wsjf"): ("skipped_conflict", None, "9"),
+        (ids["3"], "wsjf"): ("planned", None, None),
     }
     assert [r.error for r in ledger_rows(engine, "run-2")] == [None]
 
