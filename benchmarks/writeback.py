@@ -6,9 +6,11 @@
                 each of as many issues): discovery, a bulk read before each batch of 100 edits,
                 the edits (the default `sync.concurrency` in flight), the changelog read after
                 each batch (Jira has no conditional edit: that check is what finds an edit
-                that replaced a person's value), the ledger rows; then the same number of
-                changes again with `sync.concurrency: 1` (one edit at a time).
-                Raw, concurrent and sequential run in turn `--rounds` times (each round moves
+                that replaced a person's value), the ledger rows. Items setting the same
+                progress share one Jira Cloud bulk edit (`writeback.bulk_edit`, on by
+                default); then the same number of changes again with `bulk_edit: false` (an
+                edit each), and with `sync.concurrency: 1` (one request at a time).
+                Raw and the three applies run in turn `--rounds` times (each round moves
                 every desired progress by 30 points); figures are medians, since the machine
                 is shared and a busy moment slows one pass, not all. CPU seconds of this
                 process and of the sandbox's are taken around the raw and concurrent passes:
@@ -191,8 +193,10 @@ def main() -> None:
         issues = [r.external_id for r in rows]
         owned = {"progress": "Portfolio Progress", "first_write": "overwrite"}
         sequential_config = config(site, database, owned, concurrency=1)
+        single_config = config(site, database, {**owned, "bulk_edit": False})
         raw: list[float] = []
         concurrent: list[float] = []
+        single: list[float] = []
         sequential: list[float] = []
         cpu: dict[str, list[tuple[float, float]]] = {"raw_put": [], "field_apply": []}
         """(client, sandbox) CPU seconds per pass: what the passes cost, whatever the load."""
@@ -200,7 +204,12 @@ def main() -> None:
             before = own_cpu(), process_cpu(site["pid"])
             raw.append(raw_puts(site, issues, wsjf_field, 100 * (round_ + 1)))
             cpu["raw_put"].append(spent(before, site))
-            for settings, times in ((fields_config, concurrent), (sequential_config, sequential)):
+            passes = (
+                (fields_config, concurrent),
+                (single_config, single),
+                (sequential_config, sequential),
+            )
+            for settings, times in passes:
                 first = round_ == 0 and settings is fields_config
                 if not first:
                     shift_progress(engine)
@@ -220,6 +229,8 @@ def main() -> None:
                     figures["field_plan_s"] = round(planned, 3)
                     figures["field_apply_calls"] = sandbox_requests(site) - calls_before
                     figures["field_apply_edits"] = result.calls["jira"].field_writes
+                    figures["field_apply_bulk_edits"] = result.calls["jira"].bulk_edits
+                    figures["field_apply_bulk_items"] = result.calls["jira"].bulk_items
                     rerun = apply_writeback(settings, engine, plan_writeback(settings, engine))
                     figures["rerun_write_calls"] = rerun.write_calls
                     sync_source(settings, "jira", engine)
@@ -227,11 +238,14 @@ def main() -> None:
                     figures["rerun_after_sync_write_calls"] = again.write_calls
         figures["raw_put_runs_s"] = [round(t, 3) for t in raw]
         figures["field_apply_runs_s"] = [round(t, 3) for t in concurrent]
+        figures["field_apply_single_edits_runs_s"] = [round(t, 3) for t in single]
         figures["field_apply_sequential_runs_s"] = [round(t, 3) for t in sequential]
         figures["raw_put_s"] = round(median(raw), 3)
         figures["field_apply_s"] = round(median(concurrent), 3)
+        figures["field_apply_single_edits_s"] = round(median(single), 3)
         figures["field_apply_sequential_s"] = round(median(sequential), 3)
         figures["field_apply_vs_raw"] = round(median(concurrent) / median(raw), 3)
+        figures["field_apply_single_edits_vs_raw"] = round(median(single) / median(raw), 3)
         figures["field_apply_sequential_vs_raw"] = round(median(sequential) / median(raw), 3)
         for name, runs in cpu.items():
             figures[f"{name}_client_cpu_s"] = round(median(c for c, _ in runs), 3)

@@ -28,6 +28,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -86,6 +87,13 @@ DC_RESULT_WINDOW = 10_000
 """Data Center fails searches whose startAt + maxResults passes this."""
 DC_MAX_PAGE = 1000
 RANK_BATCH = 50
+BULK_EDIT_ISSUES = 1000
+"""Issues one Cloud bulk edit may change (`POST /rest/api/3/bulk/issues/fields`)."""
+BULK_POLL_FIRST, BULK_POLL_MAX = 0.05, 2.0
+"""Seconds before the first look at a bulk edit task, doubled up to the longest wait between
+looks: a small task is done in a moment, a large one is not asked about more than needed."""
+BULK_TIMEOUT = 600.0
+BULK_DONE = frozenset({"COMPLETE", "FAILED", "CANCELLED", "DEAD"})
 JQL_TIME = "%Y/%m/%d %H:%M"
 ORDER = " ORDER BY created ASC, key ASC"
 CURSOR_VERSION = 1
@@ -167,6 +175,14 @@ class FetchCursor:
             created = parse_jira_datetime(fields.get("created")) if fields else None
             if created is not None and (self.resume_from is None or created > self.resume_from):
                 self.resume_from = created
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    """How a bulk edit went: the issues it changed, and the others with Jira's reason."""
+
+    done: list[str]
+    failed: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -733,6 +749,77 @@ class JiraConnector:
             note="watchers were notified: the API user may not suppress notifications "
             "(notifyUsers=false needs Administer Jira or Administer projects)",
         )
+
+    def bulk_editable(self, facts: JiraFacts, attributes: Sequence[str]) -> bool:
+        """Whether these write-back attributes can be set by one bulk edit (Cloud; number
+        fields, the one kind whose bulk value needs no option lookup)."""
+        return facts.deployment == "cloud" and all(
+            attr in facts.writeback and facts.writeback[attr].type == "number"
+            for attr in attributes
+        )
+
+    def bulk_write(
+        self, facts: JiraFacts, external_ids: Sequence[str], values: Mapping[str, Any]
+    ) -> BulkOutcome:
+        """The same values on many issues in one Jira Cloud bulk edit, watchers not notified:
+        the task is submitted, then polled until it ends. Needs the global Bulk change
+        permission; a refusal is the caller's cue to edit issue by issue."""
+        if len(external_ids) > BULK_EDIT_ISSUES:
+            raise ValueError(f"a bulk edit takes at most {BULK_EDIT_ISSUES} issues")
+        fields = [
+            {
+                "fieldId": facts.writeback[attr].id,
+                "value": field_payload(facts.writeback[attr], v, facts),
+            }
+            for attr, v in values.items()
+        ]
+        body = {
+            "selectedIssueIdsOrKeys": list(external_ids),
+            "selectedActions": [f["fieldId"] for f in fields],
+            "editedFieldsInput": {"clearableNumberFields": fields},
+            "sendBulkNotification": False,
+        }
+        submitted = self.http.request(
+            "POST",
+            f"{self._api}/bulk/issues/fields",
+            data=orjson.dumps(body),
+            headers=JSON_BODY,
+            describe=_bulk_denied,
+        )
+        task = str(submitted.json()["taskId"])
+        progress = self._bulk_progress(task)
+        if progress.get("status") != "COMPLETE":
+            raise TrackerError(
+                f"bulk edit task {task} ended {progress.get('status')}: "
+                "some of its edits may have been made"
+            )
+        done = [str(i) for i in progress.get("processedAccessibleIssues") or ()]
+        failed = {
+            str(issue): "; ".join(str(r) for r in reasons) or "the bulk edit failed"
+            for issue, reasons in (progress.get("failedAccessibleIssues") or {}).items()
+        }
+        unknown = "not edited by the bulk edit: invalid, deleted or not visible to the API user"
+        for issue in external_ids:
+            if issue not in failed and issue not in done:
+                failed[issue] = unknown
+        return BulkOutcome(done, failed)
+
+    def _bulk_progress(self, task: str) -> dict[str, Any]:
+        wait, waited = BULK_POLL_FIRST, 0.0
+        while True:
+            time.sleep(wait)
+            waited += wait
+            progress: dict[str, Any] = self.http.request(
+                "GET", f"{self._api}/bulk/queue/{task}"
+            ).json()
+            if progress.get("status") in BULK_DONE:
+                return progress
+            if waited >= BULK_TIMEOUT:
+                raise TrackerError(
+                    f"bulk edit task {task} still {progress.get('status')} after "
+                    f"{BULK_TIMEOUT:.0f} s: some of its edits may have been made"
+                )
+            wait = min(wait * 2, BULK_POLL_MAX)
 
     def edits_since(
         self,
@@ -1319,6 +1406,19 @@ def _search_denied(exc: TrackerError) -> TrackerError:
     if isinstance(exc, PermissionDenied):
         return PermissionDenied(
             f"{exc}; {SEARCH_PERMISSION}",
+            status=exc.status,
+            method=exc.method,
+            path=exc.path,
+            detail=exc.detail,
+        )
+    return exc
+
+
+def _bulk_denied(exc: TrackerError) -> TrackerError:
+    if isinstance(exc, PermissionDenied):
+        return PermissionDenied(
+            f"{exc}; a bulk edit needs the global Bulk change permission and Edit issues in "
+            "every project of its issues",
             status=exc.status,
             method=exc.method,
             path=exc.path,

@@ -38,8 +38,15 @@ from typing import Any, Protocol, cast, runtime_checkable
 from sqlalchemy import Engine
 
 from connectors.base import Connector, DiscoveryError, RankMove, WriteOutcome
-from connectors.http import BadRequest, Conflict, RetriesExhausted, TrackerError
-from connectors.jira import UPDATED, FieldEdit
+from connectors.http import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    RetriesExhausted,
+    TrackerError,
+)
+from connectors.jira import UPDATED, BulkOutcome, FieldEdit
 from flows.sync import KINDS, SourceConfig
 from flows.throttle import site_gate
 from mapping.config import LpmConfig
@@ -79,6 +86,9 @@ READ_BATCH = 25
 CHECK_BATCH = 100
 """Items read (one bulk read), edited, then checked in the changelog together where edits are
 not conditional (Jira): the check, not the read, is what keeps a person's value."""
+BULK_MIN = 5
+"""Items setting the same values that go in one bulk edit rather than an edit each (Jira
+Cloud, number fields): fewer requests for the site and the client (benchmarks/writeback.py)."""
 RESTORE_ATTEMPTS = 3
 """Times a person's overwritten value is written back while people keep editing the field."""
 RANK_ATTEMPTS = 2
@@ -131,6 +141,10 @@ class SourceCalls:
     moved_items: int = 0
     restores: int = 0
     """Edits (among `field_writes`) that put back a person's value one of ours had replaced."""
+    bulk_edits: int = 0
+    """Bulk edits sent (Jira Cloud), each setting the same values on several items."""
+    bulk_items: int = 0
+    """Items changed by those bulk edits."""
     requests: int = 0
     http: dict[str, float] = field(default_factory=dict)
 
@@ -150,7 +164,7 @@ class WritebackResult:
 
     @property
     def write_calls(self) -> int:
-        return sum(c.field_writes + c.rank_calls for c in self.calls.values())
+        return sum(c.field_writes + c.bulk_edits + c.rank_calls for c in self.calls.values())
 
     @property
     def clean(self) -> bool:
@@ -166,6 +180,17 @@ class _RevisionGuarded(Protocol):
         values: Mapping[str, Any],
         expected_rev: int | None = None,
     ) -> WriteOutcome: ...
+
+
+@runtime_checkable
+class _BulkEditing(Protocol):
+    """A tracker that sets the same values on many items in one request (Jira Cloud)."""
+
+    def bulk_editable(self, facts: Any, attributes: Sequence[str]) -> bool: ...
+
+    def bulk_write(
+        self, facts: Any, external_ids: Sequence[str], values: Mapping[str, Any]
+    ) -> BulkOutcome: ...
 
 
 @runtime_checkable
@@ -289,6 +314,10 @@ class _SourceApply:
         self.connector: Connector[Any] | None = None
         self.facts: Any = None
         self._unrecorded: list[LedgerEntry] = []
+        self.bulk = False
+        """Whether this apply sends bulk edits (Jira Cloud, not refused)."""
+        self.bulk_fields: set[str] = set()
+        """Fields a bulk edit can set (number fields); items editing others are edited alone."""
         todo = [c for c in plan.changes if c.outcome is Outcome.write or force]
         self.fields = [c for c in todo if c.field != RANK]
         moving = {c.external_id for c in todo if c.field == RANK}
@@ -341,6 +370,13 @@ class _SourceApply:
         workers = max(1, self.source.sync.concurrency)
         guarded = any(c.rev is not None for c in changes)
         checked = not guarded and isinstance(self.connector, _Changelogged)
+        if checked and self.source.writeback.bulk_edit and isinstance(self.connector, _BulkEditing):
+            fields = sorted({c.field for c in changes})
+            self.bulk_fields = {f for f in fields if self.connector.bulk_editable(self.facts, [f])}
+        self.bulk = bool(self.bulk_fields)
+        if self.bulk:
+            # Items setting the same values side by side: a batch then holds groups to bulk edit.
+            items.sort(key=lambda item: _values_of(by_item[item]))
         size = READ_BATCH if guarded else CHECK_BATCH if checked else workers
         batches = [items[i : i + size] for i in range(0, len(items), size)]
         Settled = list[tuple[PlannedChange, LedgerEntry]]
@@ -372,16 +408,119 @@ class _SourceApply:
                     self._settle(failed)
                     continue
                 self._sending([c for item in batch for c in by_item[item]], fresh)
-                jobs = [
-                    pool.submit(self._guarded, by_item[item], fresh.get(item)) for item in batch
-                ]
-                written.append((jobs, fresh))
+                written.append((self._batch_jobs(pool, batch, by_item, fresh), fresh))
                 while len(written) > 1:
                     finish(*written.popleft())
             while written:
                 finish(*written.popleft())
             while checks:
                 self._settle(checks.popleft().result())
+
+    def _batch_jobs(
+        self,
+        pool: ThreadPoolExecutor,
+        batch: Sequence[str],
+        by_item: Mapping[str, list[PlannedChange]],
+        fresh: Mapping[str, Any],
+    ) -> list[Future[list[tuple[PlannedChange, LedgerEntry]]]]:
+        """A batch's edits in flight: one per item, or one bulk edit per group of at least
+        BULK_MIN items setting the same values."""
+        groups: dict[tuple[tuple[str, bool, str], ...], list[str]] = {}
+        for item in batch:
+            bulk = self.bulk and all(c.field in self.bulk_fields for c in by_item[item])
+            key = _values_of(by_item[item]) if bulk else (("", False, item),)
+            groups.setdefault(key, []).append(item)
+        jobs = []
+        for items in groups.values():
+            if len(items) >= BULK_MIN:
+                changes = [(by_item[item], fresh.get(item)) for item in items]
+                jobs.append(pool.submit(self._bulk_guarded, changes))
+            else:
+                jobs += [pool.submit(self._guarded, by_item[i], fresh.get(i)) for i in items]
+        return jobs
+
+    def _bulk_guarded(
+        self, items: Sequence[tuple[list[PlannedChange], Mapping[str, Any] | None]]
+    ) -> list[tuple[PlannedChange, LedgerEntry]]:
+        """Items re-planned against what they hold now; those still setting the group's
+        values in one bulk edit, the others one by one."""
+        settled: list[tuple[PlannedChange, LedgerEntry]] = []
+        together: list[list[tuple[PlannedChange, str | None]]] = []
+        for changes, current in items:
+            if current is None:
+                settled += [
+                    self._failed(c, "the item is no longer in the tracker") for c in changes
+                ]
+                continue
+            done, writes = self._replan(changes, current, stale_note="changed since the plan")
+            settled += done
+            if len(writes) == len(changes):
+                together.append(writes)
+            elif writes:
+                settled += self._guarded_writes(writes)
+        if len(together) < BULK_MIN or not self.bulk:
+            for writes in together:
+                settled += self._guarded_writes(writes)
+            return settled
+        try:
+            return settled + self._bulk(together)
+        except Exception as exc:
+            log.exception("%s: a bulk edit failed", self.source.name)
+            error = f"{type(exc).__name__}: {exc}"
+            return settled + [self._failed(c, error, value=t) for w in together for c, t in w]
+
+    def _guarded_writes(
+        self, writes: Sequence[tuple[PlannedChange, str | None]]
+    ) -> list[tuple[PlannedChange, LedgerEntry]]:
+        """One item's edit without a revision to guard it (Jira), whatever goes wrong recorded."""
+        try:
+            return self._attempt(writes, None) or [
+                self._skipped(c, "changed while writing", value=t) for c, t in writes
+            ]
+        except Exception as exc:
+            log.exception("%s: write-back of %s failed", self.source.name, writes[0][0].key)
+            return [self._failed(c, f"{type(exc).__name__}: {exc}", value=t) for c, t in writes]
+
+    def _bulk(
+        self, together: Sequence[Sequence[tuple[PlannedChange, str | None]]]
+    ) -> list[tuple[PlannedChange, LedgerEntry]]:
+        """One bulk edit of items setting the same values. Refused (no Bulk change permission,
+        or a site without the API): edits one by one from then on, and the run says so. Its
+        outcome lost: `failed`, which the changelog check turns `applied` where it landed."""
+        connector = cast(_BulkEditing, self.connector)
+        values = {c.field: typed(c.field, c.new_value) for c, _ in together[0]}
+        ids = [writes[0][0].external_id for writes in together]
+        self.calls.bulk_edits += 1
+        try:
+            outcome = connector.bulk_write(self.facts, ids, values)
+        except (BadRequest, PermissionDenied, NotFound) as exc:
+            self.bulk = False
+            self.result.notices.add(
+                f"{self.source.name}: bulk edit refused ({exc}); edits sent one by one"
+            )
+            return [entry for writes in together for entry in self._guarded_writes(writes)]
+        except TrackerError as exc:
+            return [self._failed(c, str(exc), value=t) for w in together for c, t in w]
+        self.calls.bulk_items += len(outcome.done)
+        at = datetime.now(UTC)
+        settled = []
+        for writes in together:
+            external_id = writes[0][0].external_id
+            for change, tracker in writes:
+                if external_id in outcome.failed:
+                    settled.append(self._failed(change, outcome.failed[external_id], value=tracker))
+                    continue
+                entry = LedgerEntry(
+                    change.work_item_id,
+                    change.field,
+                    APPLIED,
+                    tracker,
+                    change.new_value,
+                    note=_join(change.reason, "bulk edit"),
+                    applied_at=at,
+                )
+                settled.append((change, entry))
+        return settled
 
     def _read_batch(
         self, batch: Sequence[str], by_item: Mapping[str, Sequence[PlannedChange]]
@@ -918,6 +1057,11 @@ def _overwrote(overwrite: _Overwrite) -> str:
     return overwrote(overwrite.victim, overwrite.change.new_value)
 
 
+def _values_of(changes: Sequence[PlannedChange]) -> tuple[tuple[str, bool, str], ...]:
+    """What an item's edit sets: (field, cleared, value) per field, in field order."""
+    return tuple(sorted((c.field, c.new_value is None, c.new_value or "") for c in changes))
+
+
 def _written_back(overwrite: _Overwrite) -> str:
     return f"{_overwrote(overwrite)}; their value was written back"
 
@@ -999,6 +1143,8 @@ def result_lines(result: WritebackResult) -> tuple[list[str], list[str]]:
     for name, calls in result.calls.items():
         counts = Counter(r.status for r in result.results if r.source == name)
         restoring = f" ({calls.restores} restoring a person's value)" if calls.restores else ""
+        if calls.bulk_edits:
+            restoring += f", {calls.bulk_edits} bulk edit(s) of {calls.bulk_items} item(s)"
         lines.append(
             f"{name}: applied {counts[APPLIED]}, skipped_conflict {counts[SKIPPED_CONFLICT]}, "
             f"failed {counts[FAILED]}; {calls.field_writes} edit(s){restoring}, "

@@ -217,6 +217,9 @@ class Writeback(Strict):
     health_values: dict[HealthName, str] = Field(default_factory=_default_health_values)
     """LPM health -> the tracker's option for it. By default `blocked` (a flagged descendant) is
     written as off-track, since health fields hold on-track / at-risk / off-track."""
+    bulk_edit: bool = True
+    """Jira Cloud: items setting the same number values share one bulk edit (fewer requests;
+    needs the global Bulk change permission, single edits when refused). Off: an edit each."""
     first_write: Literal["empty", "overwrite"] = "empty"
     """Into a field lpm-sync never wrote: only when empty (a value found there is a person's:
     `skipped_conflict` unless --force), or over any value (`overwrite`). mapping/writeback.py."""

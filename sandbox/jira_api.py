@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from sandbox.jira_bulk import BulkEdits
 from sandbox.jira_site import (
     NOT_EDITABLE,
     Deployment,
@@ -91,6 +92,8 @@ class JiraApi(Api):
         self._results_lock = threading.Lock()
         self.rank_fault_rate = 0.0
         self._rnd = random.Random(portfolio.seed)
+        me = str(self.site.user(API_USER).get("accountId", ""))
+        self.bulk = BulkEdits(portfolio, self.site.by_id, me, API_USER)
 
     def _fragment(
         self,
@@ -206,6 +209,12 @@ class JiraApi(Api):
             return self.bulk_issues(r, api)
         if rest == "changelog/bulkfetch" and method == "POST" and self.cloud:
             return self.bulk_changelog(r, api)
+        if rest.startswith("bulk/") and not self.cloud:
+            raise jira_error(404, "Not found")
+        if rest == "bulk/issues/fields" and method == "POST":
+            return self.bulk.submit(r.json())
+        if rest.startswith("bulk/queue/") and method == "GET":
+            return self.bulk.progress(rest.removeprefix("bulk/queue/"))
         if method != "GET":
             raise jira_error(405, "Method not allowed")
         if rest == "serverInfo":
