@@ -71,6 +71,7 @@ from warehouse.writeback import (
     PendingRestore,
     PlannedChange,
     RankScope,
+    Sending,
     SourcePlan,
     mark_sending,
     plan_source,
@@ -1005,10 +1006,12 @@ class _SourceApply:
         (the others are certainly not applied), which is what the next plan settles them by."""
         sending = []
         for c in changes:
-            read = c.tracker_value
-            if fresh is not None:
-                read = as_text(c.field, (fresh.get(c.external_id) or {}).get(c.field))
-            sending.append((c.work_item_id, c.field, read))
+            if fresh is None:
+                sending.append(Sending(c.work_item_id, c.field, c.tracker_value))
+                continue
+            current = fresh.get(c.external_id) or {}
+            read = as_text(c.field, current.get(c.field))
+            sending.append(Sending(c.work_item_id, c.field, read, current.get(UPDATED)))
         mark_sending(self.engine, self.run_id, sending)
 
     def _settle(self, entries: Sequence[tuple[PlannedChange, LedgerEntry]]) -> None:

@@ -379,6 +379,9 @@ class Writeback(Base):
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     note: Mapped[str | None] = mapped_column(Text)
     """Why the change was planned, and what differed from the request (e.g. users notified)."""
+    tracker_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the tracker last changed the item, as read right before sending the edit (Jira):
+    its changelog after this instant says what the edit replaced."""
 
 
 def table_of(model: type[Base]) -> Table:

@@ -437,14 +437,24 @@ def record(engine: Engine, run_id: str, entries: Sequence[LedgerEntry], at: date
             )
 
 
-def mark_sending(
-    engine: Engine, run_id: str, sending: Sequence[tuple[int, str, str | None]]
-) -> None:
-    """Mark the `planned` rows of (item, field, value the write replaces) as about to be sent
-    (`SENDING`), with the value read right before: a run that dies later leaves only these for
-    the next plan to settle from the tracker (the rows never marked were certainly not sent),
-    and an edit of ours in the synced changelog that replaced another value replaced a
-    person's."""
+@dataclass(frozen=True)
+class Sending:
+    """A change about to be sent, with what the tracker held right before."""
+
+    work_item_id: int
+    field: str
+    value: str | None
+    """The value the edit replaces."""
+    updated_at: datetime | None = None
+    """When the tracker last changed the item, as read (Jira; None where edits are
+    conditional, e.g. Azure DevOps `test /rev`, or nothing was read)."""
+
+
+def mark_sending(engine: Engine, run_id: str, sending: Sequence[Sending]) -> None:
+    """Mark the `planned` rows of these changes as about to be sent (`SENDING`), with what was
+    read right before: a run that dies later leaves only these for the next plan to settle
+    from the tracker (the rows never marked were certainly not sent), and an edit of ours in
+    the changelog after that read which replaced another value replaced a person's."""
     if not sending:
         return
     ledger = table_of(models.Writeback)
@@ -457,8 +467,20 @@ def mark_sending(
                 ledger.c.work_item_id == bindparam("b_item"),
                 ledger.c.field == bindparam("b_field"),
             )
-            .values(error=SENDING, tracker_value=bindparam("b_read")),
-            [{"b_item": i, "b_field": f, "b_read": v} for i, f, v in sending],
+            .values(
+                error=SENDING,
+                tracker_value=bindparam("b_read"),
+                tracker_updated_at=bindparam("b_updated"),
+            ),
+            [
+                {
+                    "b_item": s.work_item_id,
+                    "b_field": s.field,
+                    "b_read": s.value,
+                    "b_updated": s.updated_at,
+                }
+                for s in sending
+            ],
         )
 
 
@@ -528,6 +550,7 @@ def settle_leftovers(engine: Engine, source: str) -> int:
             ledger.c.tracker_value,
             ledger.c.new_value,
             ledger.c.planned_at,
+            ledger.c.tracker_updated_at,
             item.c.writeback_values,
             item.c.tracker_rank,
         )
@@ -565,7 +588,7 @@ def settle_leftovers(engine: Engine, source: str) -> int:
                 seen = landing(
                     _edits_since(history, row), row.field, row.tracker_value, row.new_value
                 )
-                if seen.overwrote:
+                if seen.overwrote and row.tracker_updated_at is not None:
                     updates.append(_overwritten(row, seen))
                     continue
                 now = as_text(row.field, values.get(row.field))
@@ -610,6 +633,7 @@ def pending_restores(engine: Engine, source: str, source_id: int) -> list[Pendin
             ledger.c.tracker_value,
             ledger.c.new_value,
             ledger.c.planned_at,
+            ledger.c.tracker_updated_at,
             ledger.c.note,
             item.c.external_id,
             item.c.key,
@@ -729,9 +753,10 @@ def _changes_since(
 def _edits_since(
     history: Mapping[tuple[int, str], Sequence[_HistoryEdit]], row: Any
 ) -> list[_HistoryEdit]:
-    """The changes of a row's field from shortly before it was planned on (the tracker's clock
-    may be behind ours)."""
-    since = row.planned_at - CLOCK_SLACK
+    """The changes of a row's field since the tracker's state read right before sending (its
+    `updated`, the tracker's clock), else since shortly before the plan (our clock, which
+    the tracker's may be behind): what the edit did, not earlier writes of the same value."""
+    since = row.tracker_updated_at or row.planned_at - CLOCK_SLACK
     return [edit for edit in history.get((row.work_item_id, row.field), ()) if edit.at >= since]
 
 

@@ -34,6 +34,7 @@ from warehouse.writeback import (
     PLANNED,
     RESTORE_PENDING,
     LedgerEntry,
+    Sending,
     ledger_rows,
     mark_sending,
     record,
@@ -55,7 +56,7 @@ def killed(engine: Engine) -> None:
     with engine.connect() as conn:
         item_id = int(conn.exec_driver_sql("SELECT id FROM work_item").scalar_one())
     record(engine, "killed", [LedgerEntry(item_id, "wsjf", PLANNED, "4", "5")], PLANNED_AT)
-    mark_sending(engine, "killed", [(item_id, "wsjf", "4")])
+    mark_sending(engine, "killed", [Sending(item_id, "wsjf", "4", updated_at=at(0))])
 
 
 def sync(engine: Engine, wsjf: float, *changes: tuple[float, str | None, str]) -> None:
@@ -190,9 +191,35 @@ def test_the_value_read_right_before_sending_is_what_the_edit_must_replace(engin
     """The plan saw 4; the apply read 3 (a person's, which the rules let it replace) and sent:
     the edit from 3 replaced no one's value."""
     item_id = killed_row(engine).work_item_id
-    mark_sending(engine, "killed", [(item_id, "wsjf", "3")])
+    mark_sending(engine, "killed", [Sending(item_id, "wsjf", "3", updated_at=at(1))])
     sync(engine, 5.0, (1, "4", "3"), (2, "3", "5"))
 
     plan_writeback(jira_config(), engine)
 
     assert (killed_row(engine).status, killed_row(engine).tracker_value) == ("applied", "3")
+
+
+def test_earlier_writes_of_the_same_value_are_not_taken_for_this_edit(engine: Engine) -> None:
+    """Found by the CI chaos run: runs seconds apart. Ours set 5 at -28 s, then 4 at -14 s (the
+    item's `updated` as read before sending); the killed run's edit set 5 over that 4. Read
+    from a minute before the plan, the first 5 looked like this edit, over someone's value."""
+    item_id = killed_row(engine).work_item_id
+    mark_sending(engine, "killed", [Sending(item_id, "wsjf", "4", updated_at=at(-14))])
+    sync(engine, 5.0, (-28, None, "5"), (-14, "5", "4"), (0.1, "4", "5"))
+
+    plan = plan_writeback(jira_config(), engine)
+
+    assert plan.sources[0].restores == []
+    assert (killed_row(engine).status, killed_row(engine).error) == ("applied", None)
+
+
+def test_where_edits_are_conditional_nothing_is_taken_for_an_overwrite(engine: Engine) -> None:
+    """Azure DevOps edits carry `test /rev`: none can replace a value it did not read, and its
+    reads give no `updated` instant to read the history from."""
+    item_id = killed_row(engine).work_item_id
+    mark_sending(engine, "killed", [Sending(item_id, "wsjf", "4")])
+    sync(engine, 5.0, (1, "4", "9"), (2, "9", "5"))
+
+    plan_writeback(jira_config(), engine)
+
+    assert killed_row(engine).status == "applied"

@@ -19,6 +19,7 @@ from warehouse.writeback import (
     APPLIED,
     SENDING,
     LedgerEntry,
+    Sending,
     ledger_rows,
     mark_sending,
     record,
@@ -274,7 +275,7 @@ def test_only_planned_rows_named_are_marked_sending_with_the_value_read(
     ]
     record(engine, "run-1", entries, at)
     record(engine, "run-2", [LedgerEntry(ids["1"], "wsjf", "planned", None, "5")], at)
-    mark_sending(engine, "run-1", [(ids["1"], "wsjf", "4"), (ids["2"], "wsjf", "9")])
+    mark_sending(engine, "run-1", [Sending(ids["1"], "wsjf", "4"), Sending(ids["2"], "wsjf", "9")])
     rows = {
         (r.work_item_id, r.field): (r.status, r.error, r.tracker_value)
         for r in ledger_rows(engine, "run-1")
