@@ -1402,51 +1402,30 @@ def _truncated(changelog: Any) -> bool:
     return isinstance(total, int) and total > len(histories)
 
 
-def _search_denied(exc: TrackerError) -> TrackerError:
-    if isinstance(exc, PermissionDenied):
-        return PermissionDenied(
-            f"{exc}; {SEARCH_PERMISSION}",
-            status=exc.status,
-            method=exc.method,
-            path=exc.path,
-            detail=exc.detail,
-        )
-    return exc
+def _needs(permission: str) -> Callable[[TrackerError], TrackerError]:
+    """A `describe` for requests: a 403 says which permission the API user lacks."""
+
+    def describe(exc: TrackerError) -> TrackerError:
+        if isinstance(exc, PermissionDenied):
+            return PermissionDenied(
+                f"{exc}; {permission}",
+                status=exc.status,
+                method=exc.method,
+                path=exc.path,
+                detail=exc.detail,
+            )
+        return exc
+
+    return describe
 
 
-def _bulk_denied(exc: TrackerError) -> TrackerError:
-    if isinstance(exc, PermissionDenied):
-        return PermissionDenied(
-            f"{exc}; a bulk edit needs the global Bulk change permission and Edit issues in "
-            "every project of its issues",
-            status=exc.status,
-            method=exc.method,
-            path=exc.path,
-            detail=exc.detail,
-        )
-    return exc
-
-
-def _edit_denied(exc: TrackerError) -> TrackerError:
-    if isinstance(exc, PermissionDenied):
-        return PermissionDenied(
-            f"{exc}; the API user needs Edit issues in the issue's project, and the write-back "
-            "fields must be on its edit screen",
-            status=exc.status,
-            method=exc.method,
-            path=exc.path,
-            detail=exc.detail,
-        )
-    return exc
-
-
-def _rank_denied(exc: TrackerError) -> TrackerError:
-    if isinstance(exc, PermissionDenied):
-        return PermissionDenied(
-            f"{exc}; ranking needs Schedule issues and Edit issues in the issue's project",
-            status=exc.status,
-            method=exc.method,
-            path=exc.path,
-            detail=exc.detail,
-        )
-    return exc
+_search_denied = _needs(SEARCH_PERMISSION)
+_bulk_denied = _needs(
+    "a bulk edit needs the global Bulk change permission and Edit issues in every project of "
+    "its issues"
+)
+_edit_denied = _needs(
+    "the API user needs Edit issues in the issue's project, and the write-back fields must be "
+    "on its edit screen"
+)
+_rank_denied = _needs("ranking needs Schedule issues and Edit issues in the issue's project")

@@ -543,17 +543,7 @@ def settle_leftovers(engine: Engine, source: str) -> int:
         .exists()
     )
     query = (
-        select(
-            ledger.c.id,
-            ledger.c.work_item_id,
-            ledger.c.field,
-            ledger.c.tracker_value,
-            ledger.c.new_value,
-            ledger.c.planned_at,
-            ledger.c.tracker_updated_at,
-            item.c.writeback_values,
-            item.c.tracker_rank,
-        )
+        select(*_sent_columns(ledger), item.c.writeback_values, item.c.tracker_rank)
         .join(item, item.c.id == ledger.c.work_item_id)
         .where(
             ledger.c.status == PLANNED,
@@ -606,38 +596,29 @@ def settle_leftovers(engine: Engine, source: str) -> int:
                 }
             )
         if updates:
-            conn.execute(
-                update(ledger)
-                .where(ledger.c.id == bindparam("b_id"))
-                .values(
-                    status=bindparam("status"),
-                    tracker_value=bindparam("tracker_value"),
-                    new_value=bindparam("new_value"),
-                    note=bindparam("note"),
-                    error=bindparam("error"),
-                    applied_at=bindparam("applied_at"),
-                ),
-                updates,
-            )
+            _update_by_id(conn, updates)
     return max(never_sent, 0) + len(updates)
+
+
+def _sent_columns(ledger: Any) -> tuple[Any, ...]:
+    """What a row says of a change that was being sent: what it planned and what it read."""
+    c = ledger.c
+    return (
+        c.id,
+        c.work_item_id,
+        c.field,
+        c.tracker_value,
+        c.new_value,
+        c.planned_at,
+        c.tracker_updated_at,
+    )
 
 
 def pending_restores(engine: Engine, source: str, source_id: int) -> list[PendingRestore]:
     """The people's values `settle_leftovers` found overwritten and not yet written back."""
     ledger, item = table_of(models.Writeback), table_of(models.WorkItem)
     query = (
-        select(
-            ledger.c.id,
-            ledger.c.work_item_id,
-            ledger.c.field,
-            ledger.c.tracker_value,
-            ledger.c.new_value,
-            ledger.c.planned_at,
-            ledger.c.tracker_updated_at,
-            ledger.c.note,
-            item.c.external_id,
-            item.c.key,
-        )
+        select(*_sent_columns(ledger), ledger.c.note, item.c.external_id, item.c.key)
         .join(item, item.c.id == ledger.c.work_item_id)
         .where(
             ledger.c.status == SKIPPED_CONFLICT,
@@ -676,18 +657,10 @@ def settle_restores(engine: Engine, outcomes: Sequence[tuple[int, str, str | Non
     the person's value, what happened), the same account an apply gives of its own undo."""
     if not outcomes:
         return
-    ledger = table_of(models.Writeback)
     at = datetime.now(UTC)
     with engine.begin() as conn:
-        conn.execute(
-            update(ledger)
-            .where(ledger.c.id == bindparam("b_id"))
-            .values(
-                status=bindparam("status"),
-                tracker_value=bindparam("tracker_value"),
-                error=bindparam("error"),
-                applied_at=bindparam("applied_at"),
-            ),
+        _update_by_id(
+            conn,
             [
                 {
                     "b_id": ledger_id,
@@ -699,6 +672,18 @@ def settle_restores(engine: Engine, outcomes: Sequence[tuple[int, str, str | Non
                 for ledger_id, status, value, error in outcomes
             ],
         )
+
+
+def _update_by_id(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Ledger rows updated by id (`b_id`), each with the columns the rows name."""
+    ledger = table_of(models.Writeback)
+    columns = [name for name in rows[0] if name != "b_id"]
+    conn.execute(
+        update(ledger)
+        .where(ledger.c.id == bindparam("b_id"))
+        .values({name: bindparam(name) for name in columns}),
+        rows,
+    )
 
 
 CLOCK_SLACK = timedelta(minutes=1)
