@@ -741,6 +741,15 @@ class _SourceApply:
             found = edits.get(change.external_id, [])
             seen = landing(found, change.field, before, change.new_value)
             if not seen.landed:
+                if seen.theirs and entry.status == APPLIED:
+                    # Not ours to claim: the next plan treats their value as a person's.
+                    same_value = (
+                        f"a person set {shown(change.new_value)}, the planned value, between "
+                        "lpm-sync's read and its edit, which changed nothing"
+                    )
+                    out[index] = self._settled(
+                        change, SKIPPED_CONFLICT, change.new_value, same_value
+                    )
                 continue
             if not seen.overwrote:
                 if entry.status != APPLIED:

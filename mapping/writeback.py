@@ -205,6 +205,9 @@ class Landing:
     """Nobody changed the field after our last edit of it."""
     at: datetime | None = None
     """When our last edit of the field was made (the tracker's clock)."""
+    theirs: bool = False
+    """A person set the very value we meant to set: with no edit of ours, ours changed nothing
+    (Jira records no change that sets the value already there)."""
 
 
 def landing(edits: Iterable[Edit], field: str, before: str | None, after: str | None) -> Landing:
@@ -226,7 +229,8 @@ def landing(edits: Iterable[Edit], field: str, before: str | None, after: str | 
             found = replace(found, landed=True, ours_now=True, at=edit.at)
             expected = after
         else:
-            found = replace(found, ours_now=False)
+            theirs = found.theirs or same(field, as_text(field, edit.new), after)
+            found = replace(found, ours_now=False, theirs=theirs)
     return found
 
 

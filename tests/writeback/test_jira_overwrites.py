@@ -181,6 +181,28 @@ def test_an_edit_that_replaced_the_value_read_is_applied_whatever_came_before_or
     assert (row(engine, result).status, row(engine, result).error) == ("applied", None)
 
 
+def test_a_person_who_set_the_planned_value_first_keeps_it_as_theirs(
+    mock: responses.RequestsMock, engine: Engine
+) -> None:
+    """Found by a chaos run: a person saved the very value planned between the read and the
+    edit, so the edit changed nothing (Jira logs no change to the value already there).
+    Recorded `applied`, the value became lpm-sync's, and its next change overwrote theirs."""
+    jira_discovery(mock)
+    jira_read(mock, "10001", 4.0, updated=READ_AT)
+    mock.put(edit_url(), status=204)
+    jira_changelog(mock, "10001", history(at(1), PERSON, "4", "5"))
+
+    result = apply(mock, engine)
+
+    assert sent(mock) == [5.0] and result.calls["jira"].restores == 0
+    found = row(engine, result)
+    assert (found.status, found.tracker_value, found.new_value) == ("skipped_conflict", "5", "5")
+    assert found.error == (
+        "a person set 5, the planned value, between lpm-sync's read and its edit, which changed "
+        "nothing"
+    )
+
+
 def test_a_person_who_changed_the_field_again_after_the_overwrite_keeps_their_value(
     mock: responses.RequestsMock, engine: Engine
 ) -> None:
