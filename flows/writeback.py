@@ -2,7 +2,8 @@
 
 plan_writeback  per source: settle the rows a killed apply left `planned` (an edit of theirs
                 over a person's value is owed back), then one planning query
-                (warehouse/writeback.py); nothing is sent, nothing recorded.
+                (warehouse/writeback.py); nothing is sent, and no change of this plan is
+                recorded (only the earlier runs' leftover rows are settled).
 apply_writeback per source: record every change of the plan as a ledger row (`planned`, or
                 `skipped_conflict`) -> discover the tracker -> write back the people's values
                 owed (unless changed again since) -> read what the items hold before
@@ -222,10 +223,12 @@ class _Overwrite:
 def plan_writeback(
     config: LpmConfig, engine: Engine, *, source: str | None = None, force: bool = False
 ) -> WritebackPlan:
-    """What write-back would change, from the warehouse alone; nothing is sent or recorded.
+    """What write-back would change, from the warehouse alone; nothing is sent, and the ledger
+    gets no row for this plan.
 
     First the `planned` rows an earlier apply left behind (killed before it recorded their
-    outcome) are settled from what the latest sync saw, so their writes count as ours."""
+    outcome) are settled from what the latest sync saw, so their writes count as ours, and an
+    edit of theirs that replaced a person's value is owed back (`SourcePlan.restores`)."""
     sources = [config.source(source)] if source else list(config.sources)
     planned_at = datetime.now(UTC)
     plans = []
@@ -448,12 +451,7 @@ class _SourceApply:
         settled: list[tuple[PlannedChange, LedgerEntry]] = []
         together: list[list[tuple[PlannedChange, str | None]]] = []
         for changes, current in items:
-            if current is None:
-                settled += [
-                    self._failed(c, "the item is no longer in the tracker") for c in changes
-                ]
-                continue
-            done, writes = self._replan(changes, current, stale_note="changed since the plan")
+            done, writes = self._against(changes, current)
             settled += done
             if len(writes) == len(changes):
                 together.append(writes)
@@ -546,12 +544,10 @@ class _SourceApply:
         self, changes: list[PlannedChange], current: Mapping[str, Any] | None
     ) -> list[tuple[PlannedChange, LedgerEntry]]:
         """Re-plan one item against what the tracker holds now, then write what remains."""
-        if current is None:
-            return [self._failed(c, "the item is no longer in the tracker") for c in changes]
-        settled, writes = self._replan(changes, current, stale_note="changed since the plan")
-        rev = current.get("rev")
-        if not writes:
+        settled, writes = self._against(changes, current)
+        if not writes or current is None:
             return settled
+        rev = current.get("rev")
         done = self._attempt(writes, rev)
         if done is not None:
             return settled + done
@@ -609,6 +605,15 @@ class _SourceApply:
                 done = [self._skipped(change, "changed while writing", value=tracker)]
             settled += done
         return settled
+
+    def _against(
+        self, changes: Sequence[PlannedChange], current: Mapping[str, Any] | None
+    ) -> tuple[list[tuple[PlannedChange, LedgerEntry]], list[tuple[PlannedChange, str | None]]]:
+        """An item's changes re-planned against what the read before the batch found."""
+        if current is None:
+            gone = "the item is no longer in the tracker"
+            return [self._failed(c, gone) for c in changes], []
+        return self._replan(changes, current, stale_note="changed since the plan")
 
     def _replan(
         self, changes: Sequence[PlannedChange], current: Mapping[str, Any], *, stale_note: str
