@@ -18,9 +18,9 @@ a stale revision comes back as 412 and surfaces as the shared `Conflict`, never 
 from __future__ import annotations
 
 import logging
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -45,12 +45,14 @@ from connectors.http import (
     NotFound,
     OffsetPaginator,
     PermissionDenied,
+    Pipeline,
     RequestGate,
     TimeWindow,
     TokenAuth,
     TooManyResults,
     TrackerError,
     WindowSplitter,
+    read_ahead,
 )
 from mapping.azure_devops import (
     RANK_FIELDS,
@@ -144,6 +146,7 @@ class AzureDevOpsConnector:
         self._listed: dict[str, set[str]] = {}
         """Ids listed by the full fetch of each partition, for the reconcile right after them."""
         self._suppress_notifications = True
+        self._one_query = threading.Lock()
 
     @classmethod
     def from_config(
@@ -225,10 +228,14 @@ class AzureDevOpsConnector:
         state = _Progress(watermark=_parse_time(cursor.get("watermark")), resume_from=since)
         partition = plan.partition or WHOLE_SCOPE
         ids: list[int] = []
-        for listed, as_of in self._listing(TimeWindow(since, None), partition.clause):
-            state.watermark = state.watermark or as_of
-            ids += listed
-        for items in self._fetched(ids, plan.delivered_before):
+
+        def listing() -> Iterator[list[int]]:
+            for listed, as_of in self._listing(TimeWindow(since, None), partition.clause):
+                state.watermark = state.watermark or as_of
+                ids.extend(listed)
+                yield listed
+
+        for items in self._fetched(listing(), plan.delivered_before):
             state.advance(items)
             yield Page(items=items, cursor=state.cursor(), expected=len(ids))
         if since is None:
@@ -238,29 +245,28 @@ class AzureDevOpsConnector:
     def fetch_ids(self, facts: AzureDevOpsFacts, external_ids: Sequence[str]) -> Iterator[Page]:
         """Given items (reconcile fills gaps with them), in pages without cursor or watermark."""
         ids = [int(external_id) for external_id in external_ids]
-        for items in self._fetched(ids, None):
+        for items in self._fetched([ids], None):
             yield Page(items=items, expected=len(ids))
 
     def _fetched(
-        self, ids: list[int], delivered_before: datetime | None
+        self, listing: Iterable[list[int]], delivered_before: datetime | None
     ) -> Iterator[list[dict[str, Any]]]:
-        """Merged items chunk by chunk, in order; the next chunks download meanwhile."""
+        """Merged items chunk by chunk, in listing order. The listing runs on a thread of its
+        own, so the next WIQL window is queried while the current one's chunks download, are
+        mapped and loaded; chunks run across window ends (as many calls as one long list)."""
         fields = batch_fields(self.source)
-        chunks = KeyBatches(self.page_size).batches(ids)
         name = self.source.name
-        with (
-            ThreadPoolExecutor(self.workers, thread_name_prefix=f"{name}-") as pool,
-            ThreadPoolExecutor(self.workers, thread_name_prefix=f"{name}-history-") as history,
-        ):
-            pending: deque[Future[list[dict[str, Any]]]] = deque()
-            for chunk in chunks:
-                pending.append(
-                    pool.submit(self._fetch_chunk, chunk, fields, delivered_before, history)
-                )
-                if len(pending) > self.workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        history = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{name}-history-")
+
+        def produce(pipe: Pipeline) -> None:
+            listed = read_ahead(listing, f"{name}-listing")
+            for chunk in KeyBatches(self.page_size).across(listed):
+                pipe.submit(self._fetch_chunk, chunk, fields, delivered_before, history)
+
+        try:
+            yield from Pipeline(self.workers, self.workers + 1, name).run(produce)
+        finally:
+            history.shutdown(wait=True, cancel_futures=True)
 
     def list_ids(self, facts: AzureDevOpsFacts) -> set[str]:
         """Every id in scope; deleted items (recycle bin or destroyed) are simply absent.
@@ -302,7 +308,10 @@ class AzureDevOpsConnector:
     def _list_window(
         self, window: TimeWindow, clause: str | None = None
     ) -> tuple[list[int], datetime]:
-        body = self._call(WORK_ITEM_IDS, json={"query": self.wiql(window, clause)})
+        # One WIQL query at a time per site: each scans the scope on the server, and queries of
+        # several partitions side by side would all answer late instead of one answering soon.
+        with self._one_query:
+            body = self._call(WORK_ITEM_IDS, json={"query": self.wiql(window, clause)})
         as_of = _parse_time(body.get("asOf")) or datetime.now(UTC)
         return [int(ref["id"]) for ref in body.get("workItems", [])], as_of
 

@@ -20,15 +20,17 @@ from __future__ import annotations
 
 import base64
 import logging
+import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -38,6 +40,8 @@ from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 THROTTLE_STATUSES = frozenset({429, 503})
@@ -729,8 +733,19 @@ class KeyBatches:
     size: int
 
     def batches(self, keys: Sequence[Any]) -> Iterator[list[Any]]:
-        for start in range(0, len(keys), self.size):
-            yield list(keys[start : start + self.size])
+        return self.across([keys])
+
+    def across(self, runs: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+        """Batches of keys that arrive in runs (e.g. one per listing window): full batches run
+        across the ends of runs, so there are as many as for one long list."""
+        waiting: list[Any] = []
+        for run in runs:
+            waiting += run
+            while len(waiting) >= self.size:
+                yield waiting[: self.size]
+                waiting = waiting[self.size :]
+        if waiting:
+            yield waiting
 
 
 class TooManyResults(TrackerError):
@@ -793,3 +808,87 @@ class WindowSplitter:
                 todo += [second, first]
                 continue
             yield result
+
+
+# --- pipelines --------------------------------------------------------------------------------
+
+
+_END = object()
+
+
+class _Stopped(Exception):
+    """The consumer went away; the producer stops quietly."""
+
+
+class Pipeline:
+    """Tasks on a bounded pool, results handed back in submission order.
+
+    A producer thread submits tasks (it may itself make requests, e.g. the id pass); at most
+    `window` results wait to be taken (default `workers * 3`; 0: no bound), which bounds memory
+    however large the site, and the next pages download while the consumer maps and loads the
+    current one.
+    """
+
+    def __init__(self, workers: int, window: int | None = None, name: str = "fetch") -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        self._queue: queue.Queue[Any] = queue.Queue(workers * 3 if window is None else window)
+        self._stop = threading.Event()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future = self._pool.submit(fn, *args)
+        self._put(future)
+        return future
+
+    def put_result(self, value: Any) -> None:
+        done: Future[Any] = Future()
+        done.set_result(value)
+        self._put(done)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def _produce(self, producer: Callable[[Pipeline], Any]) -> None:
+        try:
+            producer(self)
+            self._put(_END)
+        except _Stopped:
+            return
+        except BaseException as exc:  # handed to the consumer, which raises it
+            try:
+                self._put(exc)
+            except _Stopped:
+                return
+
+    def run(self, producer: Callable[[Pipeline], Any]) -> Iterator[Any]:
+        thread = threading.Thread(target=self._produce, args=(producer,), daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item.result()
+        finally:
+            self._stop.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            thread.join()
+
+
+def read_ahead(source: Iterable[T], name: str) -> Iterator[T]:
+    """The items of `source`, produced on a thread of their own as fast as it goes (no bound:
+    for small items, such as the id lists of a listing), so a query per item runs while the
+    consumer works on the items before it."""
+
+    def produce(pipe: Pipeline) -> None:
+        for item in source:
+            pipe.put_result(item)
+
+    return Pipeline(1, window=0, name=name).run(produce)

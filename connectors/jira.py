@@ -25,7 +25,6 @@ passes delivered every issue in scope) or a walk of the scope started beside the
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import threading
 import time
@@ -57,6 +56,7 @@ from connectors.http import (
     HttpStats,
     NotFound,
     PermissionDenied,
+    Pipeline,
     RequestGate,
     TokenAuth,
     TrackerError,
@@ -386,7 +386,7 @@ class JiraConnector:
         """Pages of the given issues (those that still exist), e.g. to fill gaps."""
         ids = list(external_ids)
         if self._deployment == "cloud":
-            pipe = _Pipeline(self.http.limiter.maximum)
+            pipe = Pipeline(self.http.limiter.maximum, name="jira-fetch")
             yield from (
                 Page(issues)
                 for issues in pipe.run(
@@ -449,14 +449,14 @@ class JiraConnector:
         has (the id chain then shares the site with whatever it starts)."""
         chunk = min(self.source.sync.page_size, BULK_ISSUES)
 
-        def produce(pipe: _Pipeline) -> None:
+        def produce(pipe: Pipeline) -> None:
             for index, ids in enumerate(self._id_pages(jql + ORDER)):
                 if index == 0 and after_first_ids is not None:
                     after_first_ids()
                 for start in range(0, len(ids), chunk):
                     pipe.submit(self._bulk_fetch, facts, ids[start : start + chunk], changelog)
 
-        return _Pipeline(self.http.limiter.maximum).run(produce)
+        return Pipeline(self.http.limiter.maximum, name="jira-fetch").run(produce)
 
     def _id_pages(self, jql: str) -> Iterator[list[str]]:
         body: dict[str, Any] = {"jql": jql, "maxResults": ID_PAGE, "fields": ["id"]}
@@ -554,7 +554,7 @@ class JiraConnector:
             self._resolve_keys(facts, issues)
             return issues
 
-        def produce(pipe: _Pipeline) -> None:
+        def produce(pipe: Pipeline) -> None:
             lower: str | None = None
             while True:
                 query = jql + (f' AND created >= "{lower}"' if lower else "") + ORDER
@@ -583,7 +583,7 @@ class JiraConnector:
                     )
                 lower = following
 
-        return _Pipeline(self.http.limiter.maximum).run(produce)
+        return Pipeline(self.http.limiter.maximum, name="jira-fetch").run(produce)
 
     def _dc_search(
         self,
@@ -1049,77 +1049,6 @@ class _ScopeListing:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-
-
-# --- the pool --------------------------------------------------------------------------------
-
-
-_END = object()
-
-
-class _Stopped(Exception):
-    """The consumer went away; the producer stops quietly."""
-
-
-class _Pipeline:
-    """Tasks on a bounded pool, results handed back in submission order.
-
-    A producer thread submits tasks (it may itself make requests, e.g. the id pass); at most
-    `window` results wait to be taken, which bounds memory however large the site, and the next
-    pages download while the consumer maps and loads the current one.
-    """
-
-    def __init__(self, workers: int, window: int | None = None) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="jira-fetch")
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=window or workers * 3)
-        self._stop = threading.Event()
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future = self._pool.submit(fn, *args)
-        self._put(future)
-        return future
-
-    def put_result(self, value: Any) -> None:
-        done: Future[Any] = Future()
-        done.set_result(value)
-        self._put(done)
-
-    def _put(self, item: Any) -> None:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-        raise _Stopped
-
-    def _produce(self, producer: Callable[[_Pipeline], Any]) -> None:
-        try:
-            producer(self)
-            self._put(_END)
-        except _Stopped:
-            return
-        except BaseException as exc:  # handed to the consumer, which raises it
-            try:
-                self._put(exc)
-            except _Stopped:
-                return
-
-    def run(self, producer: Callable[[_Pipeline], Any]) -> Iterator[Any]:
-        thread = threading.Thread(target=self._produce, args=(producer,), daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = self._queue.get()
-                if item is _END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item.result()
-        finally:
-            self._stop.set()
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            thread.join()
 
 
 # --- discovery helpers -----------------------------------------------------------------------

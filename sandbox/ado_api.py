@@ -252,15 +252,15 @@ class AdoApi(Api):
         top_arg = r.arg("$top")
         top = int(top_arg) if top_arg else None
         query = parse(body["query"], project or PROJECT)
-        with self.p.lock:
-            ids = Evaluator(self.site, time_precision=time_precision).run(query, top)
+        as_of = _now_iso()
+        ids = Evaluator(self.site, time_precision=time_precision).run(query, top, self.p.lock)
         self._last_query = [i + 1 for i in ids]
         self._last_positions = {ident: pos for pos, ident in enumerate(self._last_query)}
         org = self.site.org_url
         out: dict[str, Any] = {
             "queryType": "flat",
             "queryResultType": "workItem",
-            "asOf": _now_iso(),
+            "asOf": as_of,
             "columns": [self._ref(f) for f in query.columns],
             "workItems": [
                 {"id": i + 1, "url": f"{org}/{self.site.project_id}/_apis/wit/workItems/{i + 1}"}

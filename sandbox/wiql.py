@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,8 @@ from sandbox.lexer import Tok, TokenCursor
 from sandbox.portfolio import F_DELETED, MS_DAY
 
 MAX_RESULTS = 20_000
+SCAN_SLICE = 2_000
+"""Items a query scans per hold of the portfolio lock."""
 Predicate = Callable[[int], bool]
 
 
@@ -278,28 +281,46 @@ class Evaluator:
         self.p = site.p
         self.time_precision = time_precision
 
-    def run(self, q: Wiql, top: int | None = None) -> list[int]:
+    def run(
+        self, q: Wiql, top: int | None = None, lock: AbstractContextManager[Any] | None = None
+    ) -> list[int]:
+        """The ids (indexes) a query selects, in its order.
+
+        With `lock` (the portfolio's), the scan holds it for one slice of items at a time, as a
+        real server's query does not stop other requests; each item is read whole within its
+        slice (its sort values with it), and the caller takes `asOf` before the scan, so an item
+        changed meanwhile has a `System.ChangedDate` after it and the next sync sees it."""
         pred = self.compile(q.where) if q.where is not None else (lambda i: True)
-        flags = self.p.flags
-        hits = [i for i in range(self.p.n) if not flags[i] & F_DELETED and pred(i)]
-        for f, desc in reversed(q.order):
-            getter = self.site.getter(f.ref)
-            hits.sort(key=lambda i, g=getter: _sortable(g(i)), reverse=desc)  # type: ignore[misc]
+        getters = [self.site.getter(f.ref) for f, _ in q.order]
+        hits: list[tuple[list[tuple[int, Any]], int]] = []
+        start, scanned = 0, False
+        while not scanned:
+            with lock or nullcontext():
+                flags, end = self.p.flags, min(start + SCAN_SLICE, self.p.n)
+                hits += [
+                    ([_sortable(g(i)) for g in getters], i)
+                    for i in range(start, end)
+                    if not flags[i] & F_DELETED and pred(i)
+                ]
+                start, scanned = end, end >= self.p.n
+        for position in reversed(range(len(q.order))):
+            hits.sort(key=lambda hit, k=position: hit[0][k], reverse=q.order[position][1])  # type: ignore[misc]
+        ids = [i for _, i in hits]
         if top is not None:
             if top > MAX_RESULTS:
                 raise WiqlError(
                     f"VS402336: The $top parameter must be less than or equal to {MAX_RESULTS}.",
                     "WorkItemTrackingQueryException",
                 )
-            return hits[:top]
-        if len(hits) > MAX_RESULTS:
+            return ids[:top]
+        if len(ids) > MAX_RESULTS:
             raise WiqlError(
                 "VS402337: The number of work items returned exceeds the size limit of "
                 f"{MAX_RESULTS}. "
                 "Change the query to return fewer items.",
                 "WorkItemTrackingQueryResultSizeLimitExceededException",
             )
-        return hits
+        return ids
 
     def compile(self, node: Cond | Bool) -> Predicate:
         if isinstance(node, Bool):

@@ -5,6 +5,7 @@ Timestamps are stored in UTC and always come back time-zone aware, on SQLite as 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, cast
 
@@ -43,7 +44,11 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """Aware datetimes in, aware UTC datetimes out (SQLite keeps no zone of its own)."""
+    """Aware datetimes in, aware UTC datetimes out (SQLite keeps no zone of its own).
+
+    On SQLite the text written is SQLAlchemy's own DATETIME format ("YYYY-MM-DD
+    HH:MM:SS.ffffff") made by `isoformat` (C) instead of a format dict per value, at half the
+    cost: every loaded row carries several of these."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
@@ -51,15 +56,31 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None:
-            raise ValueError(f"naive datetime {value!r} cannot be stored; give it a time zone")
-        value = value.astimezone(UTC)
+        value = _in_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            # Four-digit year, six-digit fraction, then the "+00:00" cut off.
+            return _in_utc(value).isoformat(" ", "microseconds")[:26]
+
+        return process
+
+
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r} cannot be stored; give it a time zone")
+    return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -286,3 +286,34 @@ def test_delete_goes_to_the_recycle_bin(http: requests.Session, sb: Sandbox) -> 
     )
     assert restored.status_code == 200
     assert http.get(wit(sb, f"workitems/{leaf.external_id}"), params=V).status_code == 200
+
+
+def test_a_wiql_scan_holds_the_lock_one_slice_at_a_time(
+    http: requests.Session, sb: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A query lets other requests in between slices of its scan, as a real server's query does
+    not stop reads, and still answers exactly, in order."""
+    holds = []
+
+    class CountingLock:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __enter__(self) -> Any:
+            holds.append(1)
+            return self.inner.__enter__()
+
+        def __exit__(self, *exc: Any) -> Any:
+            return self.inner.__exit__(*exc)
+
+    monkeypatch.setattr("sandbox.wiql.SCAN_SLICE", 100)
+    monkeypatch.setattr(sb.portfolio, "lock", CountingLock(sb.portfolio.lock))
+    r = wiql(
+        http,
+        sb,
+        "SELECT [System.Id] FROM WorkItems WHERE [System.TeamProject] = @project "
+        "ORDER BY [System.WorkItemType] ASC, [System.Id] DESC",
+    )
+    assert len(holds) >= sb.portfolio.n // 100
+    by_type = sorted(live(sb), key=lambda t: (t.item_type.lower(), -int(t.external_id)))
+    assert [w["id"] for w in r.json()["workItems"]] == [int(t.external_id) for t in by_type]

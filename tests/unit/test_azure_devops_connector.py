@@ -9,6 +9,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -375,6 +378,98 @@ def test_a_window_over_20000_is_halved_until_each_fits(mock: Any) -> None:
     assert sorted(delivered) == sorted(items) and changed == sorted(changed), "oldest first"
 
 
+def test_chunks_run_across_window_ends(mock: Any) -> None:
+    """Windows of a split listing feed one run of full chunks: as many batch calls as one long
+    list would take, not a short chunk at each window's end."""
+    items = {i: _work_item(i, f"2026-0{1 + i % 9}-1{i % 10}T00:00:00Z") for i in range(1, 61)}
+    ado = FakeAdo(mock, items)
+    ado.limit = 25
+    connector = _connector(sync={"page_size": 20, "concurrency": 2})
+    pages = list(connector.pages(FACTS, FetchPlan(full=True)))
+    assert sum(1 for query in ado.queries if "ChangedDate] <" in query) > 1, "several windows"
+    field_passes = [batch["ids"] for batch in ado.batches if "fields" in batch]
+    assert [len(ids) for ids in field_passes][-3:] == [20, 20, 20]
+    assert len(field_passes) == 3 + 1  # the oldest change, asked once for the halving
+    changed = [item["fields"]["System.ChangedDate"] for page in pages for item in page.items]
+    assert len(changed) == 60 and changed == sorted(changed)
+
+
+def test_the_next_window_is_listed_while_the_first_is_still_downloading(mock: Any) -> None:
+    """The listing runs ahead of the download: WIQL (a scan of the scope on the server) overlaps
+    fetching, mapping and loading instead of waiting for the window before it to be consumed."""
+    items = {i: _work_item(i, f"2026-0{1 + i % 9}-1{i % 10}T00:00:00Z") for i in range(1, 61)}
+    ado = FakeAdo(mock, items)
+    ado.limit = 25
+    _connector().list_ids(FACTS)
+    listing_queries = len(ado.queries)
+    ado.queries.clear()
+    first_download: list[tuple[bool, bool]] = []
+    """(the listing was still going when it started, the listing ended while it waited)"""
+    serve, answer = ado._batch, ado._wiql
+    turn = threading.Lock()
+    downloading = threading.Event()
+
+    def later_windows_after_the_first_download(request: Any) -> tuple[int, dict[str, str], str]:
+        if "ChangedDate] >=" in json.loads(request.body)["query"]:
+            downloading.wait(2)
+        return answer(request)
+
+    def slow_first_batch(request: Any) -> tuple[int, dict[str, str], str]:
+        halving_anchor = json.loads(request.body).get("fields") == ["System.ChangedDate"]
+        with turn:
+            first = not halving_anchor and not first_download
+            if first:
+                first_download.append((len(ado.queries) < listing_queries, False))
+        if first:
+            downloading.set()
+            deadline = time.monotonic() + 5
+            while len(ado.queries) < listing_queries and time.monotonic() < deadline:
+                time.sleep(0.01)
+            first_download[0] = (first_download[0][0], len(ado.queries) >= listing_queries)
+        return serve(request)
+
+    mock.remove(responses.POST, f"{API}/workitemsbatch")
+    mock.add_callback(responses.POST, f"{API}/workitemsbatch", callback=slow_first_batch)
+    mock.remove(responses.POST, f"{API}/wiql")
+    mock.add_callback(
+        responses.POST, f"{API}/wiql", callback=later_windows_after_the_first_download
+    )
+    connector = _connector(sync={"page_size": 2, "concurrency": 2})
+    pages = list(connector.pages(FACTS, FetchPlan(full=True)))
+    assert first_download == [(True, True)]
+    assert sorted(item["id"] for page in pages for item in page.items) == sorted(items)
+
+
+def test_partitions_listed_side_by_side_send_one_wiql_query_at_a_time(mock: Any) -> None:
+    """Each query scans the scope on the server: several at once would all answer late."""
+    items = {i: _work_item(i, f"2026-0{1 + i % 9}-1{i % 10}T00:00:00Z") for i in range(1, 61)}
+    ado = FakeAdo(mock, items)
+    answer, in_flight, most = ado._wiql, [0], [0]
+    counting = threading.Lock()
+
+    def slow_query(request: Any) -> tuple[int, dict[str, str], str]:
+        with counting:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)
+        with counting:
+            in_flight[0] -= 1
+        return answer(request)
+
+    mock.remove(responses.POST, f"{API}/wiql")
+    mock.add_callback(responses.POST, f"{API}/wiql", callback=slow_query)
+    connector = _connector()
+    partitions = connector.partitions(FACTS)
+    with ThreadPoolExecutor(len(partitions)) as pool:
+        fetched = pool.map(
+            lambda part: list(connector.pages(FACTS, FetchPlan(full=True, partition=part))),
+            partitions,
+        )
+        assert sum(len(page.items) for pages in fetched for page in pages) > 0
+    assert len(partitions) > 1 and len(ado.queries) >= len(partitions)
+    assert most[0] == 1
+
+
 def test_halving_stops_with_a_clear_error_when_one_instant_is_too_big() -> None:
     instant = datetime(2026, 11, 1, tzinfo=UTC)
     with pytest.raises(TrackerError, match="within one millisecond"):
@@ -447,6 +542,9 @@ def test_a_bad_wiql_names_the_problem(mock: Any) -> None:
     )
     with pytest.raises(BadRequest, match=r"TF51005: .*System\.Stat"):
         _connector().list_ids(FACTS)
+    # The fetch lists on a thread of its own; its error reaches the sync all the same.
+    with pytest.raises(BadRequest, match=r"TF51005: .*System\.Stat"):
+        list(_connector().pages(FACTS, FetchPlan(full=True)))
 
 
 # --- rate limits ------------------------------------------------------------------------------
