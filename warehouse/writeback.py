@@ -509,7 +509,9 @@ def settle_leftovers(engine: Engine, source: str) -> int:
     so its `synced_at` alone cannot tell; left `planned`, the row would later be credited with
     the next run's write of the same value). A field holding the planned value was written
     (`applied`), and so was one whose synced changelog shows the planned value set since the
-    plan (a person may have changed it again before the sync); else `failed`. An edit of ours
+    plan (a person may have changed it again before the sync); else `failed`. A row whose read
+    before sending found the planned value was not sent: `skipped_conflict`, as the apply
+    would have settled it (a person saved that value first). An edit of ours
     in that changelog that replaced another value than the one read right before sending (Jira
     has no conditional edit: a person saved in between, and the run died before its check) is
     `skipped_conflict`, the person's value owed back (`RESTORE_PENDING`, `pending_restores`)
@@ -574,6 +576,9 @@ def settle_leftovers(engine: Engine, source: str) -> int:
                 now = as_text(RANK, values.get(RANK, row.tracker_rank))
                 landed = now is not None and not same(RANK, now, row.tracker_value)
                 new_value = now if landed else row.new_value
+            elif same(row.field, row.tracker_value, row.new_value):
+                updates.append(_held_when_read(row))
+                continue
             else:
                 seen = landing(
                     _edits_since(history, row), row.field, row.tracker_value, row.new_value
@@ -745,6 +750,21 @@ def _edits_since(
     return [edit for edit in history.get((row.work_item_id, row.field), ()) if edit.at >= since]
 
 
+def _held_when_read(row: Any) -> dict[str, Any]:
+    """A leftover row whose read right before sending found the planned value (a person had
+    just saved it): the apply settles such a change without an edit, so none was sent. Taken
+    from the history instead, the person's edit would pass for ours over the value before it."""
+    return {
+        "b_id": row.id,
+        "status": SKIPPED_CONFLICT,
+        "tracker_value": row.tracker_value,
+        "new_value": row.new_value,
+        "note": f"{LEFTOVER_NOTE}; {HELD_WHEN_READ}",
+        "error": None,
+        "applied_at": row.planned_at,
+    }
+
+
 def _overwritten(row: Any, seen: Landing) -> dict[str, Any]:
     """A leftover row whose edit replaced a person's value: `skipped_conflict`, and the value
     is to be written back by the next apply (`RESTORE_PENDING`) unless they changed it again."""
@@ -767,6 +787,7 @@ SENDING = "being sent when the run ended; settled from the tracker by the next s
 UNSENT_ERROR = "the run ended before sending this change"
 LEFTOVER_NOTE = "settled by a later run: the run that planned it ended before recording it"
 LEFTOVER_ERROR = "the run ended before recording this change, and the tracker does not hold it"
+HELD_WHEN_READ = "the tracker held the planned value when read before sending"
 RESTORE_PENDING = (
     "this edit replaced a person's value, which is to be written back "
     "(by the next apply if the run ends first)"

@@ -199,6 +199,22 @@ def test_the_value_read_right_before_sending_is_what_the_edit_must_replace(engin
     assert (killed_row(engine).status, killed_row(engine).tracker_value) == ("applied", "3")
 
 
+def test_a_read_that_found_the_planned_value_was_never_sent(engine: Engine) -> None:
+    """Found by a chaos run: a person saved 5 just before the apply's read, which found 5 and
+    would have settled the change without an edit; the run died first. The person's edit, at
+    the read's `updated` instant, is not ours over the 4 before it: nothing to write back."""
+    item_id = killed_row(engine).work_item_id
+    mark_sending(engine, "killed", [Sending(item_id, "wsjf", "5", updated_at=at(0))])
+    sync(engine, 5.0, (0, "4", "5"))
+
+    plan = plan_writeback(jira_config(), engine)
+
+    assert plan.sources[0].restores == []
+    row = killed_row(engine)
+    assert (row.status, row.tracker_value, row.error) == ("skipped_conflict", "5", None)
+    assert plan.sources[0].changes == []
+
+
 def test_earlier_writes_of_the_same_value_are_not_taken_for_this_edit(engine: Engine) -> None:
     """Found by the CI chaos run: runs seconds apart. Ours set 5 at -28 s, then 4 at -14 s (the
     item's `updated` as read before sending); the killed run's edit set 5 over that 4. Read
