@@ -98,7 +98,9 @@ class Outcome:
     stats: dict[str, dict[str, Any]]
     mutations: dict[str, Counter[str]]
     writeback: Counter[str]
-    last_cycle_writes: int
+    last_cycle_writes: list[str]
+    """The writes the second clean cycle applied (`source id.field = value: note`): none when
+    the runs converged."""
     seconds: float
     checks: int
     """How many times the invariants were checked (after cycles, and at the end)."""
@@ -136,7 +138,7 @@ class Outcome:
             "overwrites_undone": self.findings.overwrites_undone,
             "aba_restores": self.findings.aba_restores,
             "same_value_races": self.findings.same_value_races,
-            "writes_in_last_clean_cycle": self.last_cycle_writes,
+            "writes_in_last_clean_cycle": len(self.last_cycle_writes),
             "lost": self.findings.lost,
             "duplicated": self.findings.duplicated,
             "overwritten": self.findings.overwritten,
@@ -292,7 +294,7 @@ class Chaos:
         try:
             before = _applied(engine)
             cycles.append(self.cycle(s.cycles + 1, None, prefect=False, burst=False, report=True))
-            last_writes = _applied(engine) - before
+            last_writes = [write for key, write in _applied(engine).items() if key not in before]
             findings = between.merged_into(check(engine, self.sandboxes))
             ledger = _ledger(engine)
         finally:
@@ -496,14 +498,28 @@ def _spread(count: int, total: int) -> set[int]:
     return {round(k * total / count) for k in range(count)}
 
 
-def _applied(engine: Engine) -> int:
-    ledger = models.Writeback.__table__
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                select(func.count()).select_from(ledger).where(ledger.c.status == "applied")
-            ).scalar_one()
+def _applied(engine: Engine) -> dict[int, str]:
+    """The ledger's applied rows: id -> `source id.field = value: note`."""
+    ledger, item = models.Writeback.__table__, models.WorkItem.__table__
+    source = models.Source.__table__
+    query = (
+        select(
+            ledger.c.id,
+            source.c.name,
+            item.c.external_id,
+            ledger.c.field,
+            ledger.c.new_value,
+            ledger.c.note,
         )
+        .join(item, item.c.id == ledger.c.work_item_id)
+        .join(source, source.c.id == item.c.source_id)
+        .where(ledger.c.status == "applied")
+    )
+    with engine.connect() as conn:
+        return {
+            row.id: f"{row.name} {row.external_id}.{row.field} = {row.new_value!r}: {row.note}"
+            for row in conn.execute(query)
+        }
 
 
 def _ledger(engine: Engine) -> Counter[str]:
