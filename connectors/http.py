@@ -741,9 +741,10 @@ class KeyBatches:
         waiting: list[Any] = []
         for run in runs:
             waiting += run
-            while len(waiting) >= self.size:
-                yield waiting[: self.size]
-                waiting = waiting[self.size :]
+            full = len(waiting) - len(waiting) % self.size
+            for start in range(0, full, self.size):
+                yield waiting[start : start + self.size]
+            waiting = waiting[full:]
         if waiting:
             yield waiting
 
