@@ -28,14 +28,24 @@ POSTGRES = os.environ.get("LPM_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1
 
 @contextmanager
 def sandbox(
-    kind: str, items: int, seed: int, *, latency: float = 0.0, name: str | None = None
+    kind: str,
+    items: int,
+    seed: int,
+    *,
+    latency: float = 0.0,
+    name: str | None = None,
+    tls: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """`python -m sandbox serve` in its own process (server and client each get a core, as a
-    connector and a remote tracker would); yields its URL, printed env, source entry and pid."""
+    connector and a remote tracker would); yields its URL, printed env, source entry and pid.
+    With `tls` it serves https, and its env trusts the certificate (REQUESTS_CA_BUNDLE), so a
+    sync child started with it does too."""
     cmd = [sys.executable, "-m", "sandbox", "serve", "--kind", kind, "--items", str(items)]
     cmd += ["--seed", str(seed), "--latency", str(latency)]
     if name is not None:
         cmd += ["--name", name]
+    if tls:
+        cmd.append("--tls")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     env: dict[str, str] = {}
     source: dict[str, Any] = {}
@@ -47,6 +57,8 @@ def sandbox(
                 break
             key, _, value = line.strip().partition("=")
             env[key] = value
+        if tls:
+            env["REQUESTS_CA_BUNDLE"] = env["LPM_SANDBOX_CA_BUNDLE"]
         yield {"url": env["LPM_SANDBOX_URL"], "env": env, "source": source, "pid": proc.pid}
     finally:
         proc.terminate()

@@ -112,7 +112,8 @@ class SyncFailed(RuntimeError):
     """A source's sync stopped; the batches before the failure stay committed."""
 
     def __init__(self, source: str, run_id: int | None, cause: BaseException) -> None:
-        super().__init__(f"{source}: {cause}")
+        told = str(cause)  # HTTP errors already start with the source's name
+        super().__init__(told if told.startswith(f"{source}: ") else f"{source}: {told}")
         self.source = source
         self.run_id = run_id
         self.cause = cause

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import signal
 import sys
+import tempfile
 import threading
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
 
 from sandbox.server import Sandbox
+from sandbox.tls import self_signed, server_context
 
 app = typer.Typer(
     help="Fake Jira / Azure DevOps servers serving a generated SAFe portfolio, for demos, "
@@ -60,22 +63,37 @@ def serve(
     name: Annotated[
         str | None, typer.Option(help="Source name for the config and env var names.")
     ] = None,
+    tls: Annotated[
+        bool,
+        typer.Option(
+            help="Serve https with a throwaway self-signed certificate; its file is printed as"
+            " LPM_SANDBOX_CA_BUNDLE (trust it with REQUESTS_CA_BUNDLE)."
+        ),
+    ] = False,
 ) -> None:
     """Serve a fake tracker until interrupted."""
     if not 100 <= items <= 1_000_000:
         typer.echo("--items must be between 100 and 1,000,000", err=True)
         raise typer.Exit(2)
-    sandbox = Sandbox(
-        kind.value,
-        items=items,
-        seed=seed,
-        port=port,
-        fault_rate=fault_rate,
-        rate_limit=rate_limit,
-        latency_ms=latency,
-        drop_rate=drop_rate,
-        deployment=deployment.value,
-    )
+    with tempfile.TemporaryDirectory(prefix="lpm-sandbox-tls-") as directory:
+        cert, key = self_signed(Path(directory)) if tls else (None, None)
+        sandbox = Sandbox(
+            kind.value,
+            items=items,
+            seed=seed,
+            port=port,
+            fault_rate=fault_rate,
+            rate_limit=rate_limit,
+            latency_ms=latency,
+            drop_rate=drop_rate,
+            deployment=deployment.value,
+            tls=server_context(cert, key) if cert and key else None,
+        )
+        _run(sandbox, name, mutate_every, cert)
+
+
+def _run(sandbox: Sandbox, name: str | None, mutate_every: float | None, cert: Path | None) -> None:
+    """Print the env lines and the source entry, then serve until SIGTERM or Ctrl-C."""
     stop = threading.Event()
 
     def _stop(*_: object) -> None:
@@ -87,6 +105,8 @@ def serve(
         source = sandbox.source_config(name)
         lines = [f"LPM_SANDBOX_URL={sandbox.url}", f"LPM_SANDBOX_KIND={sandbox.kind}"]
         lines += [f"{k}={v}" for k, v in sandbox.env(source["name"]).items()]
+        if cert is not None:
+            lines.append(f"LPM_SANDBOX_CA_BUNDLE={cert}")
         lines.append("# source: " + orjson.dumps(source).decode())
         typer.echo("\n".join(lines))
         sys.stdout.flush()

@@ -43,6 +43,8 @@ from sandbox.process import (
 Deployment = Literal["cloud", "datacenter"]
 Frag = orjson.Fragment
 
+NOT_NAVIGABLE = frozenset({"comment", "worklog", "timetracking"})
+"""System fields `*navigable` (a search's default) leaves out and `*all` shows."""
 ISSUE_EXPAND = "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations"
 TIME_ZONE = "Europe/Berlin"
 FIELD_ATTR = {
@@ -660,6 +662,7 @@ class JiraSite:
             reporter,
             reporter,
             key,
+            key,
         )
         # orjson writes NaN (no value) as null, as Jira shows an empty number field.
         values += orjson.dumps([column[i] for column in self._numeric])[1:-1].split(b",")
@@ -763,6 +766,14 @@ class JiraSite:
             ("duedate", null),
             ("progress", progress),
             ("votes", b'{"self":"' + url + b'%s/votes","votes":0,"hasVoted":false}'),
+            # Not navigable: shown for `*all` or when named (FieldSelection.shows).
+            (
+                "comment",
+                b'{"comments":[],"self":"' + url + b'%s/comment","maxResults":0,'
+                b'"total":0,"startAt":0}',
+            ),
+            ("worklog", b'{"startAt":0,"maxResults":20,"total":0,"worklogs":[]}'),
+            ("timetracking", b"{}"),
         ]
         if not self.cloud:
             del out[0]
@@ -903,10 +914,32 @@ class JiraSite:
                 "total": len(histories),
                 "histories": shown_histories,
             }
+        if "transitions" in expand:
+            out["transitions"] = self.transitions(i)
         if properties:
             props = p.properties.get(i, {})
             out["properties"] = {k: props[k] for k in properties if k in props}
         return out
+
+    def transitions(self, i: int) -> list[dict[str, Any]]:
+        """`expand=transitions`: a global transition into every other status of the item's
+        workflow (the sandbox's workflows let any status follow any other)."""
+        p = self.p
+        return [
+            {
+                "id": str(11 + status),
+                "name": p.process.statuses[status].name,
+                "to": self.status_frag[status],
+                "hasScreen": False,
+                "isGlobal": True,
+                "isInitial": False,
+                "isAvailable": True,
+                "isConditional": False,
+                "isLooped": False,
+            }
+            for status in p.itype(i).statuses
+            if status != p.status[i]
+        ]
 
     # ------------------------------------------------------------------ changelog
     def histories(
@@ -1118,12 +1151,16 @@ class FieldSelection:
     names: frozenset[str]
     excluded: frozenset[str]
     id_only: bool
-    key: tuple[bool, frozenset[str], frozenset[str], bool] = field(init=False, compare=False)
+    every: bool = False
+    """`*all`: the fields that are not navigable too (`*navigable` leaves them out)."""
+    key: tuple[bool, frozenset[str], frozenset[str], bool, bool] = field(init=False, compare=False)
     """Hashable identity of the selection, for cache keys: a plain tuple hashes and compares
     in C, a dataclass through Python-level methods, on every cached issue served."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "key", (self.include_all, self.names, self.excluded, self.id_only))
+        object.__setattr__(
+            self, "key", (self.include_all, self.names, self.excluded, self.id_only, self.every)
+        )
 
     @classmethod
     def parse(cls, values: list[str] | None, default: str, site: JiraSite) -> FieldSelection:
@@ -1132,12 +1169,13 @@ class FieldSelection:
             parts.extend(x.strip() for x in str(v).split(",") if x.strip())
         if not parts:
             parts = [default]
-        include_all = False
+        include_all = every = False
         names: set[str] = set()
         excluded: set[str] = set()
         for part in parts:
             if part in ("*all", "*navigable"):
                 include_all = True
+                every = every or part == "*all"
             elif part.startswith("-"):
                 excluded.add(_field_id(part[1:], site))
             else:
@@ -1146,12 +1184,15 @@ class FieldSelection:
             include_all = True  # "-description" alone: the navigable fields but that one
         id_only = not include_all and names <= {"id"}
         names.discard("id")
-        return cls(include_all, frozenset(names), frozenset(excluded), id_only)
+        return cls(include_all, frozenset(names), frozenset(excluded), id_only, every)
 
     def shows(self, field_id: str) -> bool:
+        if field_id in self.names:
+            return True
         if self.include_all:
-            return field_id not in self.excluded
-        return field_id in self.names
+            navigable = self.every or field_id not in NOT_NAVIGABLE
+            return navigable and field_id not in self.excluded
+        return False
 
 
 def _field_id(name: str, site: JiraSite) -> str:

@@ -13,6 +13,7 @@ import contextlib
 import re
 import secrets
 import socket
+import ssl
 import sys
 import threading
 import traceback
@@ -55,6 +56,7 @@ class Sandbox:
         deployment: Deployment = "cloud",
         anchor: datetime | None = None,
         host: str = "127.0.0.1",
+        tls: ssl.SSLContext | None = None,
     ):
         if kind not in ("jira", "azure_devops"):
             raise ValueError(f"kind must be jira or azure_devops, not {kind!r}")
@@ -77,8 +79,9 @@ class Sandbox:
         self._env_names: dict[str, dict[str, str]] = {}
         self._httpd = _Server((host, port), _Handler)
         self._httpd.sandbox = self
+        self._httpd.tls = tls
         self.host, self.port = host, self._httpd.server_address[1]
-        self.server_url = f"http://{host}:{self.port}"
+        self.server_url = f"{'https' if tls else 'http'}://{host}:{self.port}"
         self.api: Api
         if kind == "jira":
             self.url = self.server_url
@@ -405,6 +408,21 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
     sandbox: Sandbox
+    tls: ssl.SSLContext | None
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        """With TLS, each connection is wrapped here and shakes hands on its own thread."""
+        connection, address = super().get_request()
+        if self.tls is None:
+            return connection, address
+        return self.tls.wrap_socket(
+            connection, server_side=True, do_handshake_on_connect=False
+        ), address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client refusing the certificate aborts its handshake: no traceback for that."""
+        if not isinstance(sys.exc_info()[1], ssl.SSLError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -412,6 +430,8 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
         super().setup()
         # Headers and body go out in two writes; without NODELAY, Nagle holds a small body
         # until the client's delayed ACK (40 ms on Linux) and every small call takes 40 ms.
@@ -494,6 +514,7 @@ def serve(
     drop_rate: float = 0.0,
     deployment: Deployment = "cloud",
     anchor: datetime | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Iterator[Sandbox]:
     """Run a sandbox in a background thread on 127.0.0.1 (port 0: a free port)."""
     sandbox = Sandbox(
@@ -507,6 +528,7 @@ def serve(
         drop_rate=drop_rate,
         deployment=deployment,
         anchor=anchor,
+        tls=tls,
     )
     sandbox.start()
     try:

@@ -1,4 +1,4 @@
-"""An HTTPS server on 127.0.0.1 with a self-signed certificate made on the spot (`cryptography`).
+"""An HTTPS server on 127.0.0.1 with a self-signed certificate made on the spot (sandbox/tls.py).
 
 It answers every request 401 in Jira's shape and counts the requests that got through the TLS
 handshake, so a test can tell "refused at the handshake" from "reached the server".
@@ -6,9 +6,6 @@ handshake, so a test can tell "refused at the handshake" from "reached the serve
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
-import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,43 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 / localhost signed by its own key: (cert.pem, key.pem)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+from sandbox.tls import self_signed, server_context
 
 
 @dataclass
@@ -67,8 +28,7 @@ class TlsServer:
 @contextmanager
 def https_server(directory: Path) -> Iterator[TlsServer]:
     cert, key = self_signed(directory)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context = server_context(cert, key)
     seen: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):

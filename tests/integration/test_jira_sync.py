@@ -21,11 +21,13 @@ from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
 from connectors.base import FetchPlan
+from connectors.http import TrackerError
 from connectors.jira import JiraConnector
 from flows.cli import app
-from flows.sync import sync_source
+from flows.sync import SyncFailed, sync_source
 from mapping.config import JiraSource
 from sandbox.server import serve
+from sandbox.tls import self_signed, server_context
 from tests.integration.jira_truth import differences, environment, lpm_config, table_rows
 from warehouse import models
 from warehouse.db import open_warehouse
@@ -48,6 +50,29 @@ def test_full_sync_of_5000_items_equals_ground_truth(
         runs = conn.execute(select(models.SyncRun.status, models.SyncRun.watermark)).all()
     assert [r.status for r in runs] == ["succeeded", "succeeded"]
     assert all(r.watermark is not None for r in runs)
+
+
+@pytest.mark.parametrize("deployment", ["cloud", "datacenter"])
+def test_a_site_with_a_private_certificate_syncs_whole_once_its_certificate_is_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deployment: Any
+) -> None:
+    """Sites behind a company's own CA: refused at the handshake until REQUESTS_CA_BUNDLE names
+    the certificate, then the whole sync (concurrent fetch threads and pooled https
+    connections included) equals ground truth."""
+    cert, key = self_signed(tmp_path)
+    engine = open_warehouse(f"sqlite:///{tmp_path / 'w.db'}")
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    tls = server_context(cert, key)
+    with serve("jira", items=800, seed=31, deployment=deployment, tls=tls) as sandbox:
+        assert sandbox.url.startswith("https://")
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+        with pytest.raises(SyncFailed, match=r"^jira: TLS verification") as refused:
+            sync_source(lpm_config(sandbox, monkeypatch), "jira", engine, full=True)
+        assert isinstance(refused.value.cause, TrackerError)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+        result = sync_source(lpm_config(sandbox, monkeypatch), "jira", engine, full=True)
+        assert result.quarantined == 0 and result.fetched > 700
+        assert differences(engine, sandbox) == []
 
 
 def test_full_sync_of_data_center_equals_ground_truth(

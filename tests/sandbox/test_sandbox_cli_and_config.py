@@ -38,22 +38,13 @@ def test_source_config_is_a_valid_lpm_source(kind: str, deployment: str) -> None
         assert truth_types <= set(levels)
 
 
-def test_python_m_sandbox_serves_until_sigterm() -> None:
+@pytest.mark.parametrize("tls", [False, True])
+def test_python_m_sandbox_serves_until_sigterm(tls: bool) -> None:
+    """With `--tls` it serves https with a certificate it prints and removes when it stops."""
+    command = [sys.executable, "-m", "sandbox", "serve", "--kind", "jira", "--items", "150"]
+    command += ["--seed", "3", "--latency", "1", *(["--tls"] if tls else [])]
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "sandbox",
-            "serve",
-            "--kind",
-            "jira",
-            "--items",
-            "150",
-            "--seed",
-            "3",
-            "--latency",
-            "1",
-        ],
+        command,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -67,16 +58,25 @@ def test_python_m_sandbox_serves_until_sigterm() -> None:
                 break
             key, _, value = line.strip().partition("=")
             lines[key] = value
-        assert set(lines) == {"LPM_SANDBOX_URL", "LPM_SANDBOX_KIND", "JIRA_EMAIL", "JIRA_API_TOKEN"}
+        expected = {"LPM_SANDBOX_URL", "LPM_SANDBOX_KIND", "JIRA_EMAIL", "JIRA_API_TOKEN"}
+        assert set(lines) == expected | ({"LPM_SANDBOX_CA_BUNDLE"} if tls else set())
+        url = lines["LPM_SANDBOX_URL"]
+        assert url.startswith("https://" if tls else "http://")
         r = requests.get(
-            f"{lines['LPM_SANDBOX_URL']}/rest/api/3/myself",
+            f"{url}/rest/api/3/myself",
             auth=(lines["JIRA_EMAIL"], lines["JIRA_API_TOKEN"]),
             timeout=30,
+            verify=lines.get("LPM_SANDBOX_CA_BUNDLE", True),
         )
         assert r.status_code == 200
+        if tls:
+            with pytest.raises(requests.exceptions.SSLError):
+                requests.get(f"{url}/rest/api/3/myself", timeout=30)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
+    if tls:
+        assert not Path(lines["LPM_SANDBOX_CA_BUNDLE"]).exists()
 
 
 def test_cli_refuses_bad_sizes() -> None:
@@ -94,5 +94,6 @@ def test_cli_refuses_bad_sizes() -> None:
         "--drop-rate",
         "--deployment",
         "--mutate-every",
+        "--tls",
     ):
         assert option in help_text

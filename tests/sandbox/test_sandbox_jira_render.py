@@ -101,3 +101,39 @@ def test_exact_renders_are_cached_without_a_copy() -> None:
     body = b"%d" % 12345678901234567890
     assert cache.get_or_render("k", lambda: body, exact=True) is body
     assert cache.get_or_render("k", lambda: b"other") is body
+
+
+def test_all_fields_are_the_navigable_ones_and_those_that_are_not(portfolio: Portfolio) -> None:
+    """A search shows `*navigable` fields by default; `*all` (what the Singer tap-jira asks
+    for) adds comment, worklog and time tracking, and a field named is shown either way."""
+    site = JiraSite(portfolio, "http://jira.test")
+    for api in ("rest/api/2", "rest/api/3"):
+        for i in range(30):
+            every = orjson.loads(site.issue(i, api, FieldSelection.parse(["*all"], "id", site)))
+            navigable = FieldSelection.parse(["*navigable"], "id", site)
+            shown = orjson.loads(site.issue(i, api, navigable))["fields"]
+            assert set(every["fields"]) - set(shown) == {"comment", "worklog", "timetracking"}
+            assert every["fields"]["comment"] == {
+                "comments": [],
+                "self": f"http://jira.test/{api}/issue/{portfolio.key(i)}/comment",
+                "maxResults": 0,
+                "total": 0,
+                "startAt": 0,
+            }
+            named = FieldSelection.parse(["summary,comment"], "id", site)
+            assert set(orjson.loads(site.issue(i, api, named))["fields"]) == {"summary", "comment"}
+
+
+def test_expanded_transitions_lead_into_every_other_status_of_the_workflow(
+    portfolio: Portfolio,
+) -> None:
+    site = JiraSite(portfolio, "http://jira.test")
+    selection = FieldSelection.parse(["status"], "id", site)
+    for i in range(0, portfolio.n, 37):
+        issue = orjson.loads(site.issue(i, "rest/api/3", selection, frozenset({"transitions"})))
+        current = issue["fields"]["status"]
+        targets = [transition["to"] for transition in issue["transitions"]]
+        workflow = [portfolio.process.statuses[s].name for s in portfolio.itype(i).statuses]
+        assert current not in targets
+        assert sorted([current["name"], *(t["name"] for t in targets)]) == sorted(workflow)
+        assert all(t["isAvailable"] and t["id"].isdigit() for t in issue["transitions"])
