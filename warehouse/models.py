@@ -115,7 +115,6 @@ class WorkItem(Base):
         UniqueConstraint("source_id", "external_id"),
         Index(None, "parent_id"),
         Index(None, "level"),
-        Index(None, "updated_at"),
         Index(None, "parent_external_id", "source_id"),
         _live_ids_index(),
     )
