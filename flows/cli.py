@@ -86,6 +86,8 @@ def sync(
             code = max(code, 2 if isinstance(failure.cause, DiscoveryError) else 1)
             continue
         mode = f"{result.mode}, resumed" if result.resumed else result.mode
+        if result.caught_up_by is not None:
+            mode += ", then caught up"
         typer.echo(
             f"{name}: fetched {result.fetched}, new {result.inserted}, changed {result.updated}, "
             f"unchanged {result.unchanged}, deleted {result.deleted}, "

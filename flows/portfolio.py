@@ -108,9 +108,9 @@ def sync_partition_task(
 
 
 @task(name="sync-finish", **_RETRY)
-def finish_sync_task(job: SourceSync, progress: _SyncProgress | None = None) -> dict[str, Any]:
+def finish_sync_task(job: SourceSync, progress: _SyncProgress | None = None) -> SyncResult:
     """With every partition done: the source watermark, gap fill, delete reconcile."""
-    return asdict(job.finish(progress))
+    return job.finish(progress)
 
 
 def sync_partitions(
@@ -141,40 +141,48 @@ def sync_source_flow(
     """Sync one source (incremental, or `full` with the delete reconcile), its partitions (Jira
     projects, Azure DevOps work item types) as concurrent tasks; the source's watermark and
     delete reconcile commit only once all of them finished, so a failed or killed partition
-    resumes on the next run from its own cursor."""
+    resumes on the next run from its own cursor. A resumed run is followed by an incremental
+    one, as in `flows.sync.sync_source`: what changed since the resumed run began comes too."""
     config, engine = _open(config_path, require_secrets=True)
     try:
-        job = start_sync_task(config, source, engine, full)
-        try:
-            failures = sync_partitions(job, _SyncProgress(source))
-            if failures:
-                get_run_logger().error(
-                    "%s: partitions failed (the next run resumes them): %s",
-                    source,
-                    "; ".join(f"{key}: {redaction.redact(str(e))}" for key, e in failures.items()),
-                )
-                cause = next(iter(failures.values()))
-                raise job.fail(cause) from cause
-            counts = finish_sync_task(job, None)
-        except SyncFailed:
-            raise
-        except Exception as exc:
-            raise job.fail(exc) from exc
-        finally:
-            job.close()
+        result = _sync_run(config, source, engine, full)
+        if result.resumed:
+            result = result.then(_sync_run(config, source, engine, False))
     finally:
         engine.dispose()
     get_run_logger().info(
         "%s: fetched %s, new %s, changed %s, unchanged %s, deleted %s, quarantined %s",
         source,
-        counts["fetched"],
-        counts["inserted"],
-        counts["updated"],
-        counts["unchanged"],
-        counts["deleted"],
-        counts["quarantined"],
+        result.fetched,
+        result.inserted,
+        result.updated,
+        result.unchanged,
+        result.deleted,
+        result.quarantined,
     )
-    return counts
+    return asdict(result)
+
+
+def _sync_run(config: LpmConfig, source: str, engine: Engine, full: bool) -> SyncResult:
+    """One run of the source's sync as tasks: start or resume, the partitions, the finish."""
+    job = start_sync_task(config, source, engine, full)
+    try:
+        failures = sync_partitions(job, _SyncProgress(source))
+        if failures:
+            get_run_logger().error(
+                "%s: partitions failed (the next run resumes them): %s",
+                source,
+                "; ".join(f"{key}: {redaction.redact(str(e))}" for key, e in failures.items()),
+            )
+            cause = next(iter(failures.values()))
+            raise job.fail(cause) from cause
+        return finish_sync_task(job, None)
+    except SyncFailed:
+        raise
+    except Exception as exc:
+        raise job.fail(exc) from exc
+    finally:
+        job.close()
 
 
 @flow(name="rollup")

@@ -80,6 +80,10 @@ KINDS: dict[str, Callable[[], SourceKind[Any]]] = {"jira": _jira, "azure_devops"
 """`kind` -> loader of its connector and mapper (imported only when a source of it syncs)."""
 
 
+COUNTS = ("fetched", "inserted", "updated", "unchanged", "deleted", "quarantined")
+"""The per-item counts a sync reports."""
+
+
 @dataclass
 class SyncResult:
     source: str
@@ -97,6 +101,9 @@ class SyncResult:
     expected: int | None = None
     """Items the fetch will deliver, when the tracker said: progress is fetched / expected."""
     http: dict[str, float] = field(default_factory=dict)
+    caught_up_by: int | None = None
+    """The run that followed a resumed one in the same sync (see `sync_source`); the counts are
+    both runs'."""
 
     def add(self, counts: BatchCounts) -> None:
         self.fetched += counts.fetched
@@ -106,6 +113,21 @@ class SyncResult:
         self.quarantined += counts.quarantined
         self.history += counts.history
         self.pages += 1
+
+    def then(self, later: SyncResult) -> SyncResult:
+        """This run's result followed by `later`'s, the catch-up run after it: counts summed."""
+        summed = {
+            name: getattr(self, name) + getattr(later, name)
+            for name in (*COUNTS, "history", "pages")
+        }
+        http = {
+            name: min(value, later.http[name])
+            if name == "lowest_concurrency"
+            else value + later.http[name]
+            for name, value in self.http.items()
+            if name in later.http
+        }
+        return replace(self, **summed, expected=None, http=http, caught_up_by=later.run_id)
 
 
 class SyncFailed(RuntimeError):
@@ -399,7 +421,27 @@ def sync_source(
     gate: RequestGate | None = None,
 ) -> SyncResult:
     """Sync one configured source, its partitions on threads; raises SyncFailed (with the run
-    recorded as failed). The Prefect flow runs the same steps with partitions as tasks."""
+    recorded as failed). The Prefect flow runs the same steps with partitions as tasks.
+
+    A resumed run stops at the scope as it was listed when that run began, which may be long
+    ago: an incremental run then brings in what changed since, so a sync that succeeds always
+    leaves the warehouse current."""
+    result = _sync_once(config, source_name, engine, full=full, progress=progress, gate=gate)
+    if result.resumed:
+        later = _sync_once(config, source_name, engine, full=False, progress=progress, gate=gate)
+        result = result.then(later)
+    return result
+
+
+def _sync_once(
+    config: LpmConfig,
+    source_name: str,
+    engine: Engine,
+    *,
+    full: bool,
+    progress: Progress | None,
+    gate: RequestGate | None,
+) -> SyncResult:
     job = SourceSync.open(config, source_name, engine, full=full, gate=gate)
     try:
         job.sync_pending(progress)

@@ -80,8 +80,8 @@ def test_sync_task_fns_sync_the_sandbox(sandbox_config: tuple[str, Any], harness
         engine.dispose()
     assert len(loaded) == len(sandbox.portfolio.arts) + 1 and all(loaded)
     live = [t for t in sandbox.ground_truth() if not t.deleted and (t.level or t.objective)]
-    assert counts["inserted"] == len(live)
-    assert counts["quarantined"] == 0
+    assert counts.inserted == len(live)
+    assert counts.quarantined == 0
 
 
 @pytest.mark.integration

@@ -234,14 +234,24 @@ def test_a_failed_partition_task_fails_the_run_and_the_next_run_resumes_it(
     assert run.status == "failed" and run.watermark is None
     assert not run.cursor["partitions"][failing]["done"]
 
+    # A person renames an item the failed run had loaded: the resumed run does not fetch it.
+    with engine.connect() as conn:
+        loaded = conn.execute(select(models.WorkItem.external_id).limit(1)).scalar_one()
+    p = sandbox.portfolio
+    renamed = p.find(loaded)
+    assert renamed is not None
+    p.set_attr(renamed, "summary", f"{p.summary(renamed)} (renamed)", author=1)
+
     fetched = fail_partition(monkeypatch, JiraConnector, "none", after_pages=0)
     counts = sync_source_flow(config_path, "jira", full=True)
     assert counts["resumed"] and counts["run_id"] == run.id
-    assert fetched == [failing]
+    assert fetched[0] == failing, "the resumed run fetches only the failed partition"
     with engine.connect() as conn:
-        [run] = conn.execute(select(table)).all()
-    assert run.status == "succeeded" and run.watermark is not None
-    assert differences(engine, sandbox) == []
+        resumed, catch_up = conn.execute(select(table).order_by(table.c.id)).all()
+    assert resumed.id == run.id and resumed.status == "succeeded" and resumed.watermark
+    assert counts["caught_up_by"] == catch_up.id and catch_up.mode == "incremental"
+    assert catch_up.status == "succeeded"
+    assert differences(engine, sandbox) == [], "the catch-up run brought the rename"
     engine.dispose()
 
 

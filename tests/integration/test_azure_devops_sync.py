@@ -167,18 +167,30 @@ def test_a_killed_sync_resumes_and_ends_with_the_same_rows(
         with pytest.raises(Killed):
             sync_source(config, "ado", killed, full=True, progress=kill_after_first_batch)
         with killed.connect() as conn:
-            loaded = conn.execute(select(func.count()).select_from(models.WorkItem)).scalar_one()
-        assert 0 < loaded < 2000
+            loaded = conn.execute(select(models.WorkItem.external_id)).scalars().all()
+        assert 0 < len(loaded) < 2000
+        # People edit items the killed run had already loaded: the resumed run, which goes on
+        # with the scope as listed before the kill, does not fetch them again.
+        p = sandbox.portfolio
+        edited = [p.find(external_id) for external_id in loaded[:5]]
+        for i in edited:
+            assert i is not None
+            p.set_attr(i, "summary", f"{p.summary(i)} (renamed)", author=1)
+
         resumed = sync_source(config, "ado", killed, full=True)
-        assert resumed.resumed and resumed.fetched < 2500 - loaded + 50
-        assert differences(killed, sandbox) == []
+        assert resumed.resumed and resumed.caught_up_by is not None
+        assert resumed.fetched < 2500 - len(loaded) + 50
+        assert differences(killed, sandbox) == [], "the catch-up run brought the edits"
 
         clean = open_warehouse(f"sqlite:///{tmp_path / 'clean.db'}")
         sync_source(config, "ado", clean, full=True)
         assert table_rows(killed) == table_rows(clean)
         with killed.connect() as conn:
-            runs = conn.execute(select(models.SyncRun.status)).scalars().all()
-        assert runs == ["succeeded"], "the resumed run is the killed one, finished"
+            runs = conn.execute(select(models.SyncRun.mode, models.SyncRun.status)).all()
+        assert [tuple(run) for run in runs] == [
+            ("full", "succeeded"),  # the killed run, finished
+            ("incremental", "succeeded"),  # the catch-up
+        ]
 
 
 def test_unmappable_items_are_quarantined_and_the_rest_loads(

@@ -109,11 +109,14 @@ def test_a_failed_partition_resumes_from_its_cursor_and_ends_equal(
         fetched = fail_partition(monkeypatch, JiraConnector, "none", after_pages=0)
         resumed = sync_source(config, "jira", engine, full=True)
         assert resumed.resumed and resumed.run_id == run.id
-        assert fetched == unfinished, "finished partitions are not fetched again"
+        assert fetched[: len(unfinished)] == unfinished, "finished partitions not fetched again"
+        assert sorted(fetched[len(unfinished) :]) == sorted(states), "then the catch-up run"
         assert resumed.fetched < 3000 - loaded + 300  # from the partition's cursor, not zero
         assert differences(engine, sandbox) == []
-        [run] = _runs(engine)
+        run, catch_up = _runs(engine)
         assert run.status == "succeeded" and run.watermark is not None
+        assert (catch_up.mode, catch_up.status) == ("incremental", "succeeded")
+        assert resumed.caught_up_by == catch_up.id
 
         clean = open_warehouse(f"sqlite:///{tmp_path / 'clean.db'}")
         sync_source(config, "jira", clean, full=True)

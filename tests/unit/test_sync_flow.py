@@ -1,4 +1,5 @@
-"""The generic sync orchestration's pure parts: batching pages and quarantining bad items."""
+"""The generic sync orchestration's pure parts: batching pages, quarantining bad items and
+adding a catch-up run's counts to a resumed run's."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import Page
-from flows.sync import batched, map_items
+from flows.sync import SyncResult, batched, map_items
 from mapping.mapper import MappingError
 from mapping.model import Objective, WorkItem
 from tests.factories import work_item
@@ -52,3 +53,16 @@ def test_an_item_that_fails_mapping_is_quarantined_whole_and_the_rest_mapped() -
     assert [(q.external_id, q.error, q.payload) for q in quarantined] == [
         ("bad", "estimate: expected a number, got 'x'", bad)
     ]
+
+
+def test_a_catch_up_run_adds_its_counts_to_the_resumed_run() -> None:
+    resumed = SyncResult("jira", 7, "full", resumed=True, fetched=900, inserted=900, pages=9)
+    resumed.expected = 900
+    resumed.http = {"requests": 12.0, "waited_seconds": 1.5, "lowest_concurrency": 4.0}
+    later = SyncResult("jira", 8, "incremental", fetched=30, updated=20, unchanged=10, deleted=2)
+    later.http = {"requests": 3.0, "waited_seconds": 0.5, "lowest_concurrency": 2.0}
+    both = resumed.then(later)
+    assert (both.run_id, both.mode, both.resumed, both.caught_up_by) == (7, "full", True, 8)
+    assert (both.fetched, both.inserted, both.updated, both.unchanged) == (930, 900, 20, 10)
+    assert (both.deleted, both.pages, both.expected) == (2, 9, None)
+    assert both.http == {"requests": 15.0, "waited_seconds": 2.0, "lowest_concurrency": 2.0}
