@@ -245,7 +245,9 @@ def test_a_failed_partition_task_fails_the_run_and_the_next_run_resumes_it(
     fetched = fail_partition(monkeypatch, JiraConnector, "none", after_pages=0)
     counts = sync_source_flow(config_path, "jira", full=True)
     assert counts["resumed"] and counts["run_id"] == run.id
+    projects = sorted(["PORT", *(art.key for art in sandbox.portfolio.arts)])
     assert fetched[0] == failing, "the resumed run fetches only the failed partition"
+    assert sorted(fetched[1:]) == projects, "then the catch-up run fetches every partition"
     with engine.connect() as conn:
         resumed, catch_up = conn.execute(select(table).order_by(table.c.id)).all()
     assert resumed.id == run.id and resumed.status == "succeeded" and resumed.watermark
